@@ -1,0 +1,86 @@
+"""Training: the loss goes down, checkpoints resume, interruption leaves a usable checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from edge_runtime.errors import UserError  # noqa: E402
+from train.models import ModelConfig  # noqa: E402
+from train.train import TrainConfig, learning_rate_at, train  # noqa: E402
+
+from ..conftest import REPO, write_images  # noqa: E402
+
+TINY = ModelConfig(name="fsrcnn-s", scale=2, d=8, s=4, m=1, activation="relu")
+
+
+def _cfg(tmp_path, **kw) -> TrainConfig:
+    data = write_images(tmp_path / "data", n=3, size_hw=(64, 64))
+    base = dict(data=(str(data),), out=str(tmp_path / "run"), model=TINY, batch_size=8, lr_patch=12, jitter=False,
+                loss="mse", learning_rate=3e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_short_training_lowers_the_loss_and_writes_everything(tmp_path):
+    cfg = _cfg(tmp_path, steps=120, val=(str(write_images(tmp_path / "val", n=1, seed=9)),))
+    report = train(cfg, quiet=True)
+    out = tmp_path / "run"
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    losses = [float(r["loss"]) for r in rows]
+    assert losses[-1] < losses[0]
+    for name in ("model.keras", "report.json", "train_config.json", "checkpoint.json"):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["steps"] == report["steps"] == 120
+    assert saved["val"]["psnr_db"] > 10 and saved["wall_time_s"] > 0
+    assert saved["config"]["model"]["name"] == "fsrcnn-s"
+
+
+def test_resume_continues_and_refuses_to_clobber(tmp_path):
+    train(_cfg(tmp_path, steps=20), quiet=True)
+    with pytest.raises(UserError, match="--resume"):
+        train(_cfg(tmp_path, steps=40), quiet=True)
+    report = train(_cfg(tmp_path, steps=40), resume=True, quiet=True)
+    assert report["steps"] == 40
+    with pytest.raises(UserError, match="--resume"):
+        train(_cfg(tmp_path, steps=60, model=ModelConfig(name="fsrcnn", scale=2)), resume=True, quiet=True)
+
+
+def test_schedule_warms_up_then_decays():
+    cfg = TrainConfig(steps=100, learning_rate=1e-3)
+    lrs = [learning_rate_at(cfg, p) for p in np.linspace(0, 1, 101)]
+    assert lrs[0] < lrs[2] == pytest.approx(1e-3, rel=0.05) and lrs[-1] == pytest.approx(1e-5, rel=0.01)
+
+
+def test_sigint_saves_a_checkpoint_and_resume_finishes(tmp_path):
+    data = write_images(tmp_path / "data", n=2, size_hw=(64, 64))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "edge_runtime", "train", "--data", str(data), "--model", "fsrcnn-s", "--d", "8",
+           "--s", "4", "--m", "1", "--batch", "4", "--patch", "12", "--no-jitter", "--quiet", "--out", str(out)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(cmd + ["--minutes", "10"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "log.csv").is_file() or os.path.getsize(out / "log.csv") < 60:  # a few steps logged
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert "interrupted at step" in err and "Traceback" not in err
+    step = json.loads((out / "checkpoint.json").read_text())["step"]
+    assert step > 0
+    done = subprocess.run(cmd + ["--steps", str(step + 5), "--resume"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "report.json").read_text())["steps"] == step + 5
