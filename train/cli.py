@@ -54,6 +54,9 @@ class TrainCommand:
     @staticmethod
     def run(args: argparse.Namespace) -> int:
         require_train_extra("deconv-edge train")
+        from .quiet import import_tensorflow
+
+        import_tensorflow()
         from .models import ModelConfig
         from .protocol import check_scale
         from .train import TrainConfig, train
@@ -89,6 +92,9 @@ class EvaluateCommand:
     @staticmethod
     def run(args: argparse.Namespace) -> int:
         require_train_extra("deconv-edge evaluate")
+        from .quiet import import_tensorflow
+
+        import_tensorflow()
         from edge_runtime.fsutil import write_json_atomic
 
         from .evaluate import evaluate
