@@ -225,7 +225,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict:
     log_path = out / "log.csv"
     new_log = not log_path.is_file()
     log_fh = open(log_path, "a", newline="")
-    log = csv.writer(log_fh)
+    log = csv.writer(log_fh, lineterminator="\n")
     if new_log:
         log.writerow(["step", "loss", "learning_rate", "elapsed_s", "val_psnr_db"])
 
