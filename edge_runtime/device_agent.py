@@ -1,0 +1,307 @@
+"""Device side of ``deconv-edge deploy``: unpack a bundle beside the last release, check it, switch to it.
+
+``deploy`` sends this file's source over SSH and runs it as ``python3 - COMMAND ARGS...``, so the device needs
+nothing but Python: the module is self-contained (standard library only, Python 3.6+ syntax; Jetson and older
+Raspberry Pi OS images ship old interpreters). :mod:`edge_runtime.bundle` imports the same checks, so the
+workstation and the device refuse exactly the same archives.
+
+Layout under the deployment root on the device::
+
+    ROOT/incoming/BUNDLE.tar.gz     copied here first (a copy cut short never touches a release)
+    ROOT/releases/20260101T120000Z-0123456789ab/   one unpacked, checked bundle per deployment
+    ROOT/current -> releases/...    symlink, replaced atomically (rename) only after the new release checks out
+    ROOT/venv/                      the runtime (``deploy --setup``)
+
+Commands (each prints one JSON object on stdout; on failure ``error: ...`` on stderr and exit status 1):
+``prepare ROOT``, ``unpack ROOT BUNDLE_FILE``, ``switch ROOT RELEASE KEEP``, ``discard ROOT RELEASE``,
+``check DIR``.
+"""
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tarfile
+import time
+
+SUMS_FILE = "SHA256SUMS"
+MODELS_DIR = "models"
+_TMP_PREFIX = ".tmp-"
+#: A half-unpacked release older than this is left over from a crash and may be removed.
+_STALE_TMP_S = 3600
+
+
+class AgentError(Exception):
+    """Refused input (unsafe archive, checksum mismatch, ...): one line for the user."""
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def path_problem(name):
+    """Why an archive or checksum-list path is unsafe, or ``None``: absolute paths and ``..`` escape the folder."""
+    if not name or "\x00" in name:
+        return "empty or NUL in name"
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
+        return "absolute path"
+    if ".." in norm.split("/"):
+        return "'..' in path"
+    return None
+
+
+def member_problem(member):
+    """Why a tar member must not be unpacked, or ``None``. Only plain files and folders are allowed."""
+    problem = path_problem(member.name)
+    if problem:
+        return problem
+    if member.issym() or member.islnk():
+        return "link"
+    if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
+        return "device or special file"
+    if not (member.isfile() or member.isdir()):
+        return "not a plain file or folder"
+    return None
+
+
+def safe_members(tar):
+    """All members of an open tar, after refusing the whole archive if any one is unsafe.
+
+    Raises:
+        AgentError: unsafe member, or a truncated / corrupt archive (names the member being read).
+    """
+    members = []
+    try:
+        for member in tar:
+            problem = member_problem(member)
+            if problem:
+                raise AgentError(f"refusing bundle: member '{member.name}' is unsafe ({problem})")
+            members.append(member)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        where = f"in or after '{members[-1].name}'" if members else "at the first member"
+        raise AgentError(f"bundle is truncated or corrupt: reading stopped {where} ({exc})") from None
+    return members
+
+
+def safe_extract(tar_path, dest):
+    """Unpack ``tar_path`` (gzip tar) into the new folder ``dest``: explicit checks, plus tarfile's ``data``
+    filter where this Python has it (3.12, and 3.8.17+ / 3.9.17+ / 3.10.12+ / 3.11.4+ backports)."""
+    try:
+        with tarfile.open(tar_path, "r:gz") as tar:
+            members = safe_members(tar)
+            kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(dest, members=members, **kwargs)
+    except AgentError:
+        raise
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise AgentError(f"cannot unpack '{tar_path}': {exc}") from None
+
+
+def read_sums(text, where=SUMS_FILE):
+    """Parse ``sha256sum`` output (``HEX  PATH`` or ``HEX *PATH``) into ``{path: hex}``."""
+    sums = {}
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(None, 1)
+        digest = parts[0].lower()
+        if len(parts) != 2 or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise AgentError(f"{where} line {i} is not 'SHA256  PATH'")
+        name = parts[1].strip()
+        if name.startswith("*"):
+            name = name[1:]
+        if path_problem(name):
+            raise AgentError(f"{where} line {i} names an unsafe path '{name}'")
+        sums[name] = digest
+    return sums
+
+
+def check_tree(root):
+    """Every problem with an unpacked bundle (empty list = good): checksums, unlisted files, manifests.
+
+    The full manifest schema is checked by ``deconv-edge verify`` where the runtime is installed; here (no
+    package needed) each manifest must parse and name an artifact whose sha256 matches.
+    """
+    sums_path = os.path.join(root, SUMS_FILE)
+    if not os.path.isfile(sums_path):
+        return [f"{SUMS_FILE}: missing (not a bundle, or a truncated one)"]
+    try:
+        with open(sums_path) as fh:
+            sums = read_sums(fh.read())
+    except (AgentError, OSError, UnicodeDecodeError) as exc:
+        return [f"{SUMS_FILE}: {exc}"]
+    problems = []
+    actual = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root).replace(os.sep, "/")
+            if rel == SUMS_FILE:
+                continue
+            if os.path.islink(full) or not os.path.isfile(full):
+                problems.append(f"{rel}: not a plain file")
+                continue
+            actual[rel] = sha256_file(full)
+    for rel in sorted(sums):
+        if rel not in actual:
+            problems.append(f"{rel}: missing (listed in {SUMS_FILE})")
+        elif actual[rel] != sums[rel]:
+            problems.append(f"{rel}: sha256 mismatch ({actual[rel][:12]}... != {sums[rel][:12]}... in "
+                            f"{SUMS_FILE}): damaged or modified")
+    for rel in sorted(set(actual) - set(sums)):
+        problems.append(f"{rel}: not listed in {SUMS_FILE}")
+    for rel in sorted(actual):
+        if is_manifest_name(rel):
+            with open(os.path.join(root, rel), "rb") as fh:
+                problems.extend(manifest_problems(rel, fh.read(), actual))
+    return problems
+
+
+def is_manifest_name(rel):
+    return rel.startswith(MODELS_DIR + "/") and rel.endswith(".json")
+
+
+def manifest_problems(rel, data, hashes):
+    """Problems with the manifest ``rel`` (its bytes ``data``) given ``{path: sha256}`` of the bundle's files."""
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+        artifact = manifest["artifact"]
+        file_name, expected = artifact["file"], artifact["sha256"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"{rel}: manifest is not readable ({exc.__class__.__name__}: {exc})"]
+    artifact_rel = rel.rsplit("/", 1)[0] + "/" + str(file_name)
+    if artifact_rel not in hashes:
+        return [f"{rel}: names artifact '{file_name}', which is not in the bundle"]
+    if hashes[artifact_rel] != expected:
+        return [f"{artifact_rel}: sha256 mismatch with its manifest {rel} ({hashes[artifact_rel][:12]}... != "
+                f"{str(expected)[:12]}...): damaged or modified"]
+    return []
+
+
+def _artifacts(root):
+    models = os.path.join(root, MODELS_DIR)
+    names = sorted(os.listdir(models)) if os.path.isdir(models) else []
+    return [MODELS_DIR + "/" + n[:-5] for n in names if n.endswith(".json") and n[:-5] in names]
+
+
+def cmd_prepare(root):
+    root = os.path.abspath(os.path.expanduser(root))
+    for sub in ("incoming", "releases"):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+    current = os.path.join(root, "current")
+    return {"root": root, "python": platform.python_version(), "machine": platform.machine(),
+            "rsync": shutil.which("rsync") is not None,
+            "venv": os.path.isfile(os.path.join(root, "venv", "bin", "python")),
+            "runtime": os.path.isfile(os.path.join(root, "venv", "bin", "deconv-edge")),
+            "current": os.readlink(current) if os.path.islink(current) else None}
+
+
+def cmd_unpack(root, bundle_file):
+    """Unpack into a hidden folder, check it, then rename it to its release name; ``current`` is untouched."""
+    if path_problem(bundle_file) or "/" in bundle_file:
+        raise AgentError(f"bad bundle file name '{bundle_file}'")
+    bundle = os.path.join(root, "incoming", bundle_file)
+    if not os.path.isfile(bundle):
+        raise AgentError(f"'{bundle}' is not on the device (the copy did not finish?)")
+    releases = os.path.join(root, "releases")
+    release = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + sha256_file(bundle)[:12]
+    while os.path.exists(os.path.join(releases, release)):
+        release += "+"
+    tmp = os.path.join(releases, _TMP_PREFIX + release)
+    try:
+        os.makedirs(tmp)
+        safe_extract(bundle, tmp)
+        problems = check_tree(tmp)
+        if problems:
+            raise AgentError("bundle fails its checks: " + "; ".join(problems))
+        os.rename(tmp, os.path.join(releases, release))
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    os.remove(bundle)  # Unpacked and checked: the archive only costs SD-card space now.
+    final = os.path.join(releases, release)
+    return {"release": release, "dir": final, "artifacts": _artifacts(final)}
+
+
+def cmd_switch(root, release, keep):
+    """Point ``current`` at ``release`` with one rename (never a moment without a ``current``); prune."""
+    releases = os.path.join(root, "releases")
+    if path_problem(release) or "/" in release or not os.path.isdir(os.path.join(releases, release)):
+        raise AgentError(f"no release '{release}' under {releases}")
+    current = os.path.join(root, "current")
+    if os.path.exists(current) and not os.path.islink(current):
+        raise AgentError(f"{current} exists and is not a symlink; move it away first")
+    previous = os.readlink(current) if os.path.islink(current) else None
+    link_tmp = os.path.join(root, f".current-{os.getpid()}")
+    if os.path.lexists(link_tmp):
+        os.remove(link_tmp)
+    os.symlink(os.path.join("releases", release), link_tmp)  # Relative: the root may be moved.
+    os.replace(link_tmp, current)
+    removed = _prune(releases, release, previous, int(keep))
+    return {"release": release, "previous": previous, "removed": removed}
+
+
+def _prune(releases, current, previous, keep):
+    names = sorted(n for n in os.listdir(releases) if not n.startswith("."))
+    protected = {current, os.path.basename(previous or "")}
+    removed = []
+    for name in names[:max(len(names) - keep, 0)]:
+        if name not in protected:
+            shutil.rmtree(os.path.join(releases, name), ignore_errors=True)
+            removed.append(name)
+    now = time.time()
+    for name in os.listdir(releases):
+        path = os.path.join(releases, name)
+        if name.startswith(_TMP_PREFIX) and now - os.path.getmtime(path) > _STALE_TMP_S:
+            shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def cmd_discard(root, release):
+    """Remove an unpacked release that failed a later check (never the current one)."""
+    releases = os.path.join(root, "releases")
+    path = os.path.join(releases, release)
+    current = os.path.join(root, "current")
+    if path_problem(release) or "/" in release or not os.path.isdir(path):
+        raise AgentError(f"no release '{release}' under {releases}")
+    if os.path.islink(current) and os.path.basename(os.readlink(current)) == release:
+        raise AgentError(f"release '{release}' is current; not removing it")
+    shutil.rmtree(path)
+    return {"removed": release}
+
+
+def cmd_check(folder):
+    problems = check_tree(os.path.expanduser(folder))
+    if problems:
+        raise AgentError("; ".join(problems))
+    return {"ok": True, "artifacts": _artifacts(os.path.expanduser(folder))}
+
+
+COMMANDS = {"prepare": (cmd_prepare, 1), "unpack": (cmd_unpack, 2), "switch": (cmd_switch, 3),
+            "discard": (cmd_discard, 2), "check": (cmd_check, 1)}
+
+
+def main(argv):
+    if not argv or argv[0] not in COMMANDS or len(argv) - 1 != COMMANDS[argv[0]][1]:
+        sys.stderr.write(f"usage: device_agent.py {{{','.join(sorted(COMMANDS))}}} ARGS...\n")
+        return 2
+    func = COMMANDS[argv[0]][0]
+    try:
+        result = func(*argv[1:])
+    except (AgentError, OSError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
