@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import UserError
+from ..quiet import muted_stderr
 from . import Backend, register_backend
 
 _MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
@@ -43,9 +44,11 @@ class LiteRTBackend(Backend):
         mod = interpreter_module()
         self._module = mod
         try:
-            self.interpreter = mod.Interpreter(model_path=str(self.artifact), num_threads=config.threads,
-                                               experimental_delegates=self._delegates() or None)
-            self.interpreter.allocate_tensors()
+            # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on fd 2 at every load.
+            with muted_stderr():
+                self.interpreter = mod.Interpreter(model_path=str(self.artifact), num_threads=config.threads,
+                                                   experimental_delegates=self._delegates() or None)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise UserError(f"cannot load '{self.artifact}' as a TFLite model ({str(exc).splitlines()[0][:160]})") from None
         self._in = self.interpreter.get_input_details()[0]
