@@ -27,9 +27,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
+	# The runtime tests again, in a device-like venv where `import tensorflow` fails.
+	bash tests/runtime_only.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check train convert edge_runtime tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache
+	rm -rf $(VENV) .venv-runtime .venv-peer demo-out .pytest_cache
