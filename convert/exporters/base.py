@@ -1,0 +1,204 @@
+"""The exporter interface, shared by every format file in this package.
+
+An exporter turns a Keras model (already in its upsampler form) into one artifact file. It declares what the
+rest of ``convert`` needs to know: the registry key, the file suffix, the runtime that reads the file, whether
+it needs calibration data, which upsampler form suits its target, whether it needs static shapes, how its
+accuracy gate works, and its options. Heavy libraries are imported inside :meth:`Exporter.export`, so listing
+the formats (``deconv-edge convert --help``) stays fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from edge_runtime.errors import UserError
+from edge_runtime.manifest import TensorSpec
+from edge_runtime.registry import Registry
+
+GATE_MAX_ABS = "max_abs_error"
+GATE_PSNR_DROP = "psnr_drop_db"
+
+
+@dataclass(frozen=True)
+class Option:
+    """A per-format option, set with ``--option FORMAT.NAME=VALUE``."""
+
+    name: str
+    default: str
+    choices: tuple = ()
+    help: str = ""
+
+    def parse(self, value: str, key: str) -> str:
+        if self.choices and value not in self.choices:
+            raise UserError(f"option {key}.{self.name}={value} is invalid; choose from {', '.join(self.choices)}")
+        return value
+
+
+@dataclass(frozen=True, eq=False)
+class ExportJob:
+    """One export to perform.
+
+    Attributes:
+        model: the Keras model in the wanted upsampler form.
+        input_shape: NHWC input shape, ``None`` for a dynamic dimension.
+        dest: where to write the artifact (a temporary path; the caller renames it into place).
+        work_dir: scratch folder, deleted afterwards.
+        calib: a :class:`convert.calibration.CalibrationSet` when the format needs one.
+        options: ``((name, value), ...)`` for this format, defaults filled in.
+        metadata: manifest essentials to embed inside the artifact.
+    """
+
+    model: Any
+    input_shape: tuple
+    dest: Path
+    work_dir: Path
+    calib: Any = None
+    options: tuple = ()
+    metadata: dict = field(default_factory=dict)
+
+    def option(self, name: str) -> str:
+        for k, v in self.options:
+            if k == name:
+                return v
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an exporter reports about the file it wrote.
+
+    Attributes:
+        input, output: tensor specs as the runtime will see them.
+        ops: operator types in graph order.
+        notes: human-readable remarks for the report (one line each).
+        extra: additional manifest fields (e.g. ``float_nodes``, ``edgetpu``).
+    """
+
+    input: TensorSpec
+    output: TensorSpec
+    ops: tuple
+    notes: tuple = ()
+    extra: dict = field(default_factory=dict)
+
+
+class Exporter:
+    """Base class; subclasses set the class attributes and implement :meth:`export`."""
+
+    #: registry key and ``format`` in the manifest
+    key: str = ""
+    #: appended to the model's stem to name the artifact
+    suffix: str = ""
+    #: ``tflite`` | ``onnx`` (which backends can read it)
+    runtime: str = ""
+    needs_calibration: bool = False
+    #: int8 weights: gets the int8-friendly graph rewrites of ``convert.rewrite``
+    int8_weights: bool = False
+    #: int8 activations too: the output is also quantized on the display grid
+    full_integer: bool = False
+    #: ``cpu`` (CPU/GPU: sub-pixel upsampler is faster) | ``edgetpu`` (no DEPTH_TO_SPACE: deconvolution)
+    target: str = "cpu"
+    #: every dimension must be static (batch 1)
+    static_shape: bool = False
+    gate_metric: str = GATE_PSNR_DROP
+    gate_threshold: float = 0.3
+    options: tuple = ()
+    description: str = ""
+
+    @property
+    def default_upsampler(self) -> str:
+        return "deconv" if self.target == "edgetpu" else "subpixel"
+
+    def resolve_options(self, given: dict) -> tuple:
+        """Defaults overridden by ``given`` (name → value); unknown names raise a one-line error."""
+        known = {o.name: o for o in self.options}
+        for name in given:
+            if name not in known:
+                valid = ", ".join(known) or "none"
+                raise UserError(f"format '{self.key}' has no option '{name}' (options: {valid})")
+        return tuple((o.name, o.parse(given.get(o.name, o.default), self.key)) for o in self.options)
+
+    def export(self, job: ExportJob) -> ExportResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class TFLiteExporter(Exporter):
+    """Shared TFLite path: convert, embed metadata, list ops and I/O."""
+
+    runtime = "tflite"
+    mode = "fp32"
+
+    def convert_bytes(self, job: ExportJob) -> bytes:
+        from .. import tflite_tools
+
+        rep = job.calib.representative_dataset() if self.needs_calibration else None
+        io_dtype = dict(job.options).get("io_dtype", "uint8")
+        data = tflite_tools.convert(job.model, job.input_shape, mode=self.mode, representative=rep, io_dtype=io_dtype)
+        return tflite_tools.pin_output_range(data) if self.full_integer else data
+
+    def export(self, job: ExportJob) -> ExportResult:
+        from .. import tflite_tools
+
+        data = tflite_tools.embed_metadata(self.convert_bytes(job), job.metadata)
+        job.dest.write_bytes(data)
+        inp, out = tflite_tools.tensor_specs(data)
+        return self.finish(job, data, ExportResult(inp, out, tuple(tflite_tools.op_names(data))))
+
+    def finish(self, job: ExportJob, data: bytes, result: ExportResult) -> ExportResult:
+        """Hook for format-specific checks after writing."""
+        return result
+
+
+class OnnxExporter(Exporter):
+    """Shared ONNX path: tf2onnx at the requested opset, then a format-specific transform."""
+
+    runtime = "onnx"
+    # tf2onnx 1.17 knows opsets up to 18.
+    options = (Option("opset", "17", ("17", "18"), "ONNX opset (>= 17)"),)
+
+    def transform(self, proto, job: ExportJob) -> tuple[Any, ExportResult | None]:
+        return proto, None
+
+    def export(self, job: ExportJob) -> ExportResult:
+
+        from .. import onnx_tools
+
+        proto = onnx_tools.convert(job.model, job.input_shape, opset=int(job.option("opset")))
+        proto, partial = self.transform(proto, job)
+        onnx_tools.probe_layout(proto, job.input_shape, int(job.metadata["scale"]))
+        onnx_tools.embed_metadata(proto, job.metadata)
+        job.dest.write_bytes(proto.SerializeToString())
+        inp, out = onnx_tools.tensor_specs(proto)
+        notes, extra = (partial.notes, partial.extra) if partial else ((), {})
+        return ExportResult(inp, out, tuple(onnx_tools.op_types(proto)), notes, extra)
+
+
+def check_tflite_static(data: bytes, key: str, allowed_ops: Optional[frozenset] = None) -> list[str]:
+    """Problems that keep a TFLite model off a fixed-function accelerator (empty list = none)."""
+    from .. import tflite_tools
+
+    problems = []
+    inp, out = tflite_tools.tensor_specs(data)
+    for spec in (inp, out):
+        if spec.is_dynamic:
+            problems.append(f"{spec.name} has a dynamic shape {spec.shape}")
+        elif spec.shape[0] != 1:
+            problems.append(f"{spec.name} has batch {spec.shape[0]} (must be 1)")
+    if allowed_ops is not None:
+        bad = sorted({op for op in tflite_tools.op_names(data) if op not in allowed_ops})
+        if bad:
+            problems.append(f"ops not supported by {key}: {', '.join(bad)}")
+    floats = sorted(n for n, dt in tflite_tools.tensor_dtypes(data).items() if dt in ("float32", "float16"))
+    if floats:
+        problems.append(f"{len(floats)} float tensor(s) left (e.g. {floats[0]}); the model is not fully integer")
+    return problems
+
+
+EXPORTERS: Registry = Registry("format")
+
+
+def register_exporter(cls):
+    """Class decorator: register one instance of an :class:`Exporter` subclass under ``cls.key``."""
+    EXPORTERS.register(cls.key)(cls())
+    return cls

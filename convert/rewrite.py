@@ -1,0 +1,257 @@
+"""Graph rewrites applied before export, all by transforming trained weights (no retraining).
+
+**Sub-pixel upsampler.** A ``Conv2DTranspose`` with stride ``r``, kernel ``k`` and ``padding='same'`` is exactly a
+``Conv2D`` with ``r²·C_out`` filters on the low-resolution grid followed by depth-to-space (Shi et al. 2016, "Is the
+deconvolution layer the same as a convolutional layer?"). TF's 'same' transposed convolution sends input ``i`` to
+output ``y`` through tap ``t = y - i·r + pad`` with ``pad = max(k - r, 0) // 2`` (see
+``train.models.base.deconv_offset``). Writing ``y = j·r + p`` (phase ``p``) and ``i = j + d`` gives
+``t = p + pad - r·d``: phase ``p`` of LR pixel ``j`` reads LR offsets ``d`` with ``0 <= t < k``. The offsets span
+``[d_min, d_max]``; a 'same' ``Conv2D`` of odd size ``2·max(-d_min, d_max) + 1`` covers them (5 for k=9, r=2;
+3 for r=3 and r=4, i.e. ``ceil(k / r)``), with zero taps where an offset is unused.
+
+**Split residual concat.** The models feed ``Concatenate([features, lr])`` to the upsampler. A TFLite int8
+CONCATENATION forces one scale on all its inputs, so the 0..1 LR input would inherit the features' much wider
+range (≈37 levels instead of 255) and lose ~1 dB. A convolution over concatenated channels is the sum of
+convolutions over each group, so the upsampler is split into one convolution per group plus an ``Add`` (whose
+int8 kernel rescales each input on its own).
+
+**Two-term residual weights (int8 only).** The LR group carries most of the signal (it starts as bicubic
+interpolation), so int8 rounding of its weights shows as a per-phase gain error (~0.6 %, ~0.08 dB at x2).
+Its kernel ``K`` is written as ``hi + lo``: ``hi`` lies exactly on the per-channel symmetric int8 grid the
+converters use (scale ``max|K|/127``), ``lo = K - hi`` is at most half a step and gets its own fine scale. Two
+tiny 1-channel convolutions instead of one; exact in float. ``lo`` is added to the small-range feature term
+first, so the extra int8 sum is fine-grained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from edge_runtime.errors import UserError
+from train.models.base import UPSAMPLER_LAYER
+
+UPSAMPLERS = ("deconv", "subpixel")
+
+
+@keras.saving.register_keras_serializable(package="deconv_edge")
+class DepthToSpace(keras.layers.Layer):
+    """``tf.nn.depth_to_space`` (NHWC, DCR order): TFLite DEPTH_TO_SPACE, ONNX DepthToSpace."""
+
+    def __init__(self, block_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.block_size = int(block_size)
+
+    def call(self, x):
+        import tensorflow as tf
+
+        return tf.nn.depth_to_space(x, self.block_size)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        r = self.block_size
+        return (n, None if h is None else h * r, None if w is None else w * r, c // (r * r))
+
+    def get_config(self):
+        return {**super().get_config(), "block_size": self.block_size}
+
+
+@dataclass(frozen=True)
+class SubpixelTaps:
+    """How a transposed convolution's taps land on the LR grid along one axis.
+
+    Attributes:
+        kernel: transposed-convolution kernel size ``k``.
+        stride: ``r``.
+        pad: the 'same' offset (tap index of input ``i`` at output ``i·r``).
+        radius: half-size of the equivalent 'same' ``Conv2D`` kernel (size ``2·radius + 1``).
+    """
+
+    kernel: int
+    stride: int
+    pad: int
+    radius: int
+
+    @classmethod
+    def same(cls, kernel: int, stride: int) -> SubpixelTaps:
+        pad = max(kernel - stride, 0) // 2
+        offsets = [d for p in range(stride) for t in range(kernel) if (p + pad - t) % stride == 0
+                   for d in [(p + pad - t) // stride]]
+        return cls(kernel, stride, pad, max(max(offsets), -min(offsets)))
+
+    @property
+    def size(self) -> int:
+        return 2 * self.radius + 1
+
+    def tap(self, phase: int, offset: int) -> int | None:
+        """Transposed-conv tap used by output phase ``phase`` for LR offset ``offset``; ``None`` if unused."""
+        t = phase + self.pad - self.stride * offset
+        return t if 0 <= t < self.kernel else None
+
+
+def subpixel_weights(kernel: np.ndarray, bias: np.ndarray | None, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Turn 'same' ``Conv2DTranspose`` weights into ``Conv2D`` + depth-to-space weights.
+
+    Args:
+        kernel: Keras transposed-convolution kernel, shape ``(kh, kw, c_out, c_in)``.
+        bias: shape ``(c_out,)`` or ``None``.
+        stride: ``r`` (same along both axes).
+
+    Returns:
+        ``(conv_kernel, conv_bias)``: kernel ``(K, K', c_in, r·r·c_out)`` for a stride-1 'same' ``Conv2D``
+        whose output channel ``(py·r + px)·c_out + c`` is output phase ``(py, px)`` of channel ``c``
+        (``tf.nn.depth_to_space`` order), and bias ``(r·r·c_out,)``.
+    """
+    kh, kw, c_out, c_in = kernel.shape
+    r = int(stride)
+    ty, tx = SubpixelTaps.same(kh, r), SubpixelTaps.same(kw, r)
+    out = np.zeros((ty.size, tx.size, c_in, r * r * c_out), dtype=np.float64)
+    for py in range(r):
+        for px in range(r):
+            base = (py * r + px) * c_out
+            for dy in range(-ty.radius, ty.radius + 1):
+                t_y = ty.tap(py, dy)
+                if t_y is None:
+                    continue
+                for dx in range(-tx.radius, tx.radius + 1):
+                    t_x = tx.tap(px, dx)
+                    if t_x is None:
+                        continue
+                    # kernel[t_y, t_x] is (c_out, c_in); the conv wants (c_in, c_out).
+                    out[dy + ty.radius, dx + tx.radius, :, base:base + c_out] = kernel[t_y, t_x].T
+    b = np.zeros(c_out) if bias is None else np.asarray(bias, np.float64)
+    return out.astype(np.float32), np.tile(b, r * r).astype(np.float32)
+
+
+def _conv_from(tensor, kernel: np.ndarray, name: str):
+    """A bias-free stride-1 'same' ``Conv2D`` with the given (already sub-pixel) kernel."""
+    layer = keras.layers.Conv2D(kernel.shape[-1], kernel.shape[:2], padding="same", use_bias=False, name=name)
+    y = layer(tensor)
+    layer.set_weights([kernel])
+    return y
+
+
+def _check_upsampler(layer) -> int:
+    cfg = layer.get_config()
+    strides = tuple(cfg["strides"])
+    problems = []
+    if strides[0] != strides[1]:
+        problems.append(f"strides {strides} differ")
+    if cfg["padding"] != "same":
+        problems.append(f"padding '{cfg['padding']}' (only 'same' is exact as sub-pixel)")
+    if cfg.get("output_padding") not in (None, (0, 0), [0, 0]):
+        problems.append("output_padding is set")
+    if tuple(cfg.get("dilation_rate", (1, 1))) != (1, 1):
+        problems.append("dilation is set")
+    if cfg.get("data_format", "channels_last") != "channels_last":
+        problems.append("data_format is not channels_last")
+    if problems:
+        raise UserError(f"cannot rewrite upsampler '{layer.name}': {'; '.join(problems)}")
+    return int(strides[0])
+
+
+def _input_groups(model, up) -> list:
+    """The upsampler's input tensors, one per channel group when it reads a channel concatenation."""
+    node = up._inbound_nodes[0]
+    tensor = node.input_tensors[0]
+    producer = tensor._keras_history.operation
+    if isinstance(producer, keras.layers.Concatenate) and producer.axis in (-1, 3):
+        return list(producer._inbound_nodes[0].input_tensors)
+    return [tensor]
+
+
+def int8_grid_split(kernel: np.ndarray, channel_axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """``kernel = hi + lo`` with ``hi`` on the symmetric per-channel int8 grid (scale ``max|k|/127``)."""
+    axes = tuple(a for a in range(kernel.ndim) if a != channel_axis % kernel.ndim)
+    step = np.max(np.abs(kernel), axis=axes, keepdims=True) / 127.0
+    hi = np.where(step > 0, np.round(kernel / np.where(step > 0, step, 1.0)) * step, 0.0).astype(np.float32)
+    return hi, (kernel - hi).astype(np.float32)
+
+
+def rewrite_upsampler(model, form: str, split_concat: bool = True, int8_split: bool = False):
+    """A new Keras model whose ``upsample`` layer is in ``form`` (shares every other layer with ``model``).
+
+    Args:
+        model: a deconv-edge model (ends in the ``Conv2DTranspose`` named ``upsample``).
+        form: ``deconv`` (keep ``Conv2DTranspose``) or ``subpixel`` (``Conv2D`` + depth-to-space).
+        split_concat: split a ``Concatenate`` feeding the upsampler into per-group convolutions summed by an
+            ``Add`` (int8 friendly; see the module docstring). Mathematically the same model.
+        int8_split: with ``split_concat``, write the model-input group's weights as ``hi + lo`` (see the module
+            docstring); for int8 exports.
+
+    Returns:
+        The original ``model`` when nothing changes (``deconv`` without a split), else a new ``keras.Model``.
+
+    Raises:
+        UserError: no ``upsample`` layer, it is not the model's output, or its options cannot be rewritten.
+    """
+    if form not in UPSAMPLERS:
+        raise UserError(f"unknown upsampler form '{form}'; valid: {', '.join(UPSAMPLERS)}")
+    try:
+        up = model.get_layer(UPSAMPLER_LAYER)
+    except ValueError:
+        raise UserError(f"model '{model.name}' has no '{UPSAMPLER_LAYER}' layer; not a deconv-edge model") from None
+    if not isinstance(up, keras.layers.Conv2DTranspose):
+        raise UserError(f"layer '{UPSAMPLER_LAYER}' of '{model.name}' is a {type(up).__name__}, not Conv2DTranspose")
+    if len(model.outputs) != 1 or model.outputs[0] is not up.output:
+        raise UserError(f"the upsampler '{UPSAMPLER_LAYER}' must be the last layer of '{model.name}' to be rewritten")
+    r = _check_upsampler(up)
+    groups = _input_groups(model, up) if split_concat else [up.input]
+    if form == "deconv" and len(groups) == 1:
+        return model
+
+    weights = up.get_weights()
+    kernel, bias = weights[0], (weights[1] if up.use_bias else None)
+    cfg = up.get_config()
+    c_out = kernel.shape[2]
+    model_input = model.inputs[0]
+
+    def make(tensor, k, b, name):
+        if form == "subpixel":
+            w, bb = subpixel_weights(k, b, r)
+            layer = keras.layers.Conv2D(r * r * c_out, w.shape[:2], padding="same", use_bias=b is not None,
+                                        name=f"{UPSAMPLER_LAYER}_conv{name}")
+        else:
+            w, bb = k, b
+            layer = keras.layers.Conv2DTranspose(c_out, cfg["kernel_size"], strides=r, padding="same",
+                                                 use_bias=b is not None, name=f"{UPSAMPLER_LAYER}{name}")
+        y = layer(tensor)
+        layer.set_weights([w, bb] if b is not None else [w])
+        return y
+
+    start = 0
+    main, residual = [], []
+    for g, tensor in enumerate(groups):
+        c_in = int(tensor.shape[-1])
+        k_g = kernel[..., start:start + c_in]
+        start += c_in
+        b_g = bias if (g == 0 and bias is not None) else None
+        suffix = f"_{g}" if len(groups) > 1 else ""
+        if int8_split and len(groups) > 1 and tensor is model_input and b_g is None:
+            # Split in the layout the converted layer has, so the grid matches the converter's per-channel one.
+            k_eff = subpixel_weights(k_g, None, r)[0] if form == "subpixel" else k_g
+            hi, lo = int8_grid_split(k_eff, channel_axis=-1 if form == "subpixel" else 2)
+            if form == "subpixel":
+                residual.append(_conv_from(tensor, hi, f"{UPSAMPLER_LAYER}_conv{suffix}_hi"))
+                main.append(_conv_from(tensor, lo, f"{UPSAMPLER_LAYER}_conv{suffix}_lo"))
+            else:
+                residual.append(make(tensor, hi, None, f"{suffix}_hi"))
+                main.append(make(tensor, lo, None, f"{suffix}_lo"))
+            continue
+        main.append(make(tensor, k_g, b_g, suffix))
+    parts = main + residual  # small-range terms first, the large residual last
+    if len(parts) == 1:
+        y = parts[0]
+    else:
+        y = parts[0]
+        for i, p in enumerate(parts[1:]):
+            y = keras.layers.Add(name=f"{UPSAMPLER_LAYER}_sum" + (f"_{i}" if len(parts) > 2 else ""))([y, p])
+    if form == "subpixel":
+        y = DepthToSpace(r, name=f"{UPSAMPLER_LAYER}_d2s")(y)
+    act = keras.activations.get(cfg.get("activation"))
+    if act is not keras.activations.linear:
+        y = keras.layers.Activation(act, name=f"{UPSAMPLER_LAYER}_act")(y)
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, y, name=f"{model.name}_{form}")

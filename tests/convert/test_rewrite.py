@@ -1,0 +1,95 @@
+"""The sub-pixel rewrite of the upsampler is exact (no retraining) for every scale."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .conftest import tiny_model
+
+
+def _randomized(scale: int, seed: int):
+    model = tiny_model(scale, seed)
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("split_concat", [True, False])
+def test_subpixel_matches_deconv(scale, split_concat):
+    from convert.rewrite import DepthToSpace, rewrite_upsampler
+
+    model = _randomized(scale, seed=scale)
+    x = np.random.default_rng(10 + scale).random((2, 13, 17, 1)).astype(np.float32)
+    ref = np.asarray(model(x))
+    sub = rewrite_upsampler(model, "subpixel", split_concat)
+    assert any(isinstance(layer, DepthToSpace) for layer in sub.layers)
+    assert not any(type(layer).__name__ == "Conv2DTranspose" for layer in sub.layers)
+    out = np.asarray(sub(x))
+    assert out.shape == (2, 13 * scale, 17 * scale, 1)
+    assert np.max(np.abs(out - ref)) <= 1e-5
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("form", ["deconv", "subpixel"])
+def test_int8_friendly_rewrites_are_exact(scale, form):
+    """Split concat and the hi + lo residual weights change nothing in float."""
+    from convert.rewrite import rewrite_upsampler
+
+    model = _randomized(scale, seed=20 + scale)
+    x = np.random.default_rng(scale).random((1, 11, 9, 1)).astype(np.float32)
+    rewritten = rewrite_upsampler(model, form, split_concat=True, int8_split=True)
+    assert any(layer.name.endswith("_hi") for layer in rewritten.layers)
+    out = np.asarray(rewritten(x))
+    assert np.max(np.abs(out - np.asarray(model(x)))) <= 1e-5
+
+
+def test_int8_grid_split():
+    from convert.rewrite import int8_grid_split
+
+    k = np.random.default_rng(0).normal(size=(5, 5, 1, 4)).astype(np.float32)
+    hi, lo = int8_grid_split(k, channel_axis=-1)
+    step = np.abs(k).max(axis=(0, 1, 2)) / 127
+    assert np.allclose(hi + lo, k, atol=1e-7)
+    q = hi / step
+    assert np.allclose(q, np.round(q), atol=1e-3) and np.abs(q).max() <= 127 + 1e-3
+    assert np.all(np.abs(lo) <= step / 2 + 1e-7)
+
+
+@pytest.mark.parametrize("scale,size", [(2, 5), (3, 3), (4, 3)])
+def test_subpixel_kernel_size(scale, size):
+    from convert.rewrite import SubpixelTaps, subpixel_weights
+
+    assert SubpixelTaps.same(9, scale).size == size
+    kernel = np.ones((9, 9, 1, 3), np.float32)
+    w, b = subpixel_weights(kernel, np.zeros(1, np.float32), scale)
+    assert w.shape == (size, size, 3, scale * scale)
+    # Every transposed-convolution tap lands exactly once per output channel.
+    assert w.sum() == kernel.sum()
+
+
+def test_rewrite_rejects_non_same_padding():
+    import keras
+
+    from convert.rewrite import rewrite_upsampler
+    from edge_runtime.errors import UserError
+
+    inp = keras.Input((None, None, 1))
+    out = keras.layers.Conv2DTranspose(1, 9, strides=2, padding="valid", name="upsample")(inp)
+    with pytest.raises(UserError, match="padding"):
+        rewrite_upsampler(keras.Model(inp, out), "subpixel")
+
+
+def test_tflite_op_forms(tmp_path, tiny_x2, test_config):
+    """Sub-pixel TFLite has DEPTH_TO_SPACE and no TRANSPOSE_CONV; the Edge TPU file the opposite."""
+    import dataclasses
+
+    from convert.api import export_one
+    from convert.tflite_tools import op_names
+
+    sub = op_names(export_one(tiny_x2, "tflite-fp32", tmp_path, test_config).read_bytes())
+    assert "DEPTH_TO_SPACE" in sub and "TRANSPOSE_CONV" not in sub
+    deconv_cfg = dataclasses.replace(test_config, upsampler="deconv")
+    dec = op_names(export_one(tiny_x2, "tflite-fp32", tmp_path / "d", deconv_cfg).read_bytes())
+    assert "TRANSPOSE_CONV" in dec and "DEPTH_TO_SPACE" not in dec
