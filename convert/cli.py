@@ -64,6 +64,9 @@ class ConvertCommand:
         from .calibration import MIN_CALIB_SAMPLES
 
         parse_formats(args.formats)  # fail fast, before TensorFlow is imported
+        from train.quiet import import_tensorflow
+
+        import_tensorflow()
         if args.calib_samples < MIN_CALIB_SAMPLES:
             raise UserError(f"--calib-samples {args.calib_samples} is too few: use at least {MIN_CALIB_SAMPLES}")
         config = ExportConfig(

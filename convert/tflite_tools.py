@@ -68,11 +68,14 @@ def _quiet(fn):
     import logging
     import warnings
 
+    from edge_runtime.quiet import muted_stderr
+
     absl_logger = logging.getLogger("absl")
     level = absl_logger.level
     absl_logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
+        # fd-level too: the MLIR quantizer prints "fully_quantize: ..." from C++; errors still raise.
+        with warnings.catch_warnings(), muted_stderr():
             warnings.simplefilter("ignore")
             return fn()
     finally:
