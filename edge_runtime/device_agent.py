@@ -212,7 +212,10 @@ def cmd_unpack(root, bundle_file):
     if not os.path.isfile(bundle):
         raise AgentError(f"'{bundle}' is not on the device (the copy did not finish?)")
     releases = os.path.join(root, "releases")
-    release = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + sha256_file(bundle)[:12]
+    # Microseconds in the name: releases sort by age even when two land in the same second (pruning relies on it).
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + "%06dZ" % int((now % 1) * 1e6)
+    release = stamp + "-" + sha256_file(bundle)[:12]
     while os.path.exists(os.path.join(releases, release)):
         release += "+"
     tmp = os.path.join(releases, _TMP_PREFIX + release)
