@@ -115,7 +115,7 @@ class Manifest:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "manifest") -> "Manifest":
+    def from_dict(cls, d: dict, where: str = "manifest") -> Manifest:
         try:
             version = int(d.get("schema_version", -1))
             if version != SCHEMA_VERSION:

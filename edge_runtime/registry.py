@@ -25,6 +25,15 @@ class Registry(Generic[T]):
 
         return deco
 
+    def register_class(self, key: str, attr: str):
+        """Class decorator: register ``cls`` under ``key`` and store the key on it as ``cls.<attr>``."""
+
+        def deco(cls):
+            setattr(cls, attr, key)
+            return self.register(key)(cls)
+
+        return deco
+
     def get(self, key: str) -> T:
         try:
             return self._items[key]

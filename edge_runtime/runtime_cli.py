@@ -3,47 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import re
 
+from .argtypes import height_width as _tile
+from .argtypes import non_negative_int as _non_negative_int
+from .argtypes import positive_float as _positive_float
+from .argtypes import positive_int as _positive_int
 from .commands import command
 from .config import RuntimeConfig
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {v}")
-    return v
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {v}")
-    return v
-
-
-def _tile(text: str) -> tuple:
-    m = re.fullmatch(r"(\d+)[xX](\d+)", text)
-    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 240x320, got '{text}'")
-    return int(m.group(1)), int(m.group(2))
 
 
 def _model_arguments(p: argparse.ArgumentParser) -> None:

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edge_runtime.argtypes import positive_int as _positive_int
 from edge_runtime.commands import command, require_train_extra
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {v}")
-    return v
 
 
 @command

@@ -12,8 +12,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .data import NamedImage, load_image_set
 from edge_runtime.errors import UserError
+
+from .data import NamedImage, load_image_set
 from .protocol import check_scale, degrade, imresize, modcrop, psnr_db, quantize_8bit, rgb_to_y, ssim
 
 Predictor = Callable[[np.ndarray], np.ndarray]

@@ -73,13 +73,13 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
         d["model"] = ModelConfig(**d["model"])
         d["data"], d["val"] = tuple(d.get("data", ())), tuple(d.get("val", ()))
         return cls(**d)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         if self.steps is None and self.minutes is None:
             raise UserError("give a budget: --steps N or --minutes M")
         if self.steps is not None and self.steps <= 0:

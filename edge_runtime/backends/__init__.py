@@ -23,13 +23,7 @@ BACKENDS: Registry = Registry("backend")
 
 def register_backend(key: str):
     """Class decorator: register a :class:`Backend` subclass under ``key``."""
-
-    def deco(cls):
-        cls.name = key
-        BACKENDS.register(key)(cls)
-        return cls
-
-    return deco
+    return BACKENDS.register_class(key, "name")
 
 
 class Backend(abc.ABC):

@@ -8,8 +8,8 @@ from functools import lru_cache
 from typing import Optional
 
 from ..errors import UserError
-from .litert import LiteRTBackend, interpreter_module
 from . import register_backend
+from .litert import LiteRTBackend, interpreter_module
 
 EDGETPU_HINT = ("Edge TPU runtime not found: install libedgetpu1-std (https://coral.ai/docs/accelerator/get-started) "
                 "and pip install 'deconv-edge[edgetpu]'")

@@ -31,13 +31,7 @@ _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://(.*)$")
 
 def register_sink(key: str):
     """Class decorator: register a :class:`Sink` subclass under URI scheme ``key``."""
-
-    def deco(cls):
-        cls.scheme = key
-        SINKS.register(key)(cls)
-        return cls
-
-    return deco
+    return SINKS.register_class(key, "scheme")
 
 
 @dataclass(frozen=True)

@@ -38,13 +38,7 @@ _ALIASES = {"rtsps": "rtsp"}
 
 def register_source(key: str):
     """Class decorator: register a :class:`Source` subclass under URI scheme ``key``."""
-
-    def deco(cls):
-        cls.scheme = key
-        SOURCES.register(key)(cls)
-        return cls
-
-    return deco
+    return SOURCES.register_class(key, "scheme")
 
 
 @dataclass(frozen=True)

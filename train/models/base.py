@@ -43,6 +43,7 @@ class ModelConfig:
 def build_model(config: ModelConfig):
     """Build the Keras model described by ``config``."""
     from edge_runtime.errors import UserError
+
     from . import MODELS
 
     check_scale(config.scale)
