@@ -95,7 +95,7 @@ def default_backend_for(manifest: Manifest) -> str:
     return "onnxruntime" if manifest.runtime == "onnx" else "litert"
 
 
-def open_backend(artifact_or_manifest: str | Path, config: RuntimeConfig = RuntimeConfig()) -> Backend:
+def open_backend(artifact_or_manifest: str | Path, config: Optional[RuntimeConfig] = None) -> Backend:
     """Load an artifact with the backend its manifest calls for (or ``config.backend``).
 
     Verifies the artifact's sha256 against the manifest first. Under ``auto``, an Edge TPU artifact on a
@@ -106,6 +106,8 @@ def open_backend(artifact_or_manifest: str | Path, config: RuntimeConfig = Runti
             cannot read this file type.
     """
     from . import edgetpu, litert, onnxruntime  # noqa: F401  (fill the registry)
+
+    config = config or RuntimeConfig()
 
     manifest, artifact = load_manifest(artifact_or_manifest)
     if config.verify_sha256:
