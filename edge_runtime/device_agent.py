@@ -214,7 +214,7 @@ def cmd_unpack(root, bundle_file):
     releases = os.path.join(root, "releases")
     # Microseconds in the name: releases sort by age even when two land in the same second (pruning relies on it).
     now = time.time()
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + "{:06d}Z".format(int((now % 1) * 1e6))
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int((now % 1) * 1e6):06d}Z"
     release = stamp + "-" + sha256_file(bundle)[:12]
     while os.path.exists(os.path.join(releases, release)):
         release += "+"
