@@ -7,7 +7,7 @@ and dequantizes with the manifest's parameters, so callers never see int8/uint8.
 from __future__ import annotations
 
 import abc
-import warnings
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -117,7 +117,8 @@ def open_backend(artifact_or_manifest: str | Path, config: Optional[RuntimeConfi
         key = default_backend_for(manifest)
         reason = BACKENDS.get(key).available()
         if reason and key == "edgetpu":
-            warnings.warn(f"{reason}; running the Edge TPU artifact on the CPU instead", stacklevel=2)
+            # One plain line (not warnings.warn, which echoes a source line): the run goes on.
+            print(f"warning: {reason}; running the Edge TPU artifact on the CPU instead", file=sys.stderr)
             key = "litert"
     cls = BACKENDS.get(key)
     if manifest.runtime not in cls.runtimes:

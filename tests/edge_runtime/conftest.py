@@ -70,9 +70,12 @@ def shipped_models() -> list[Path]:
 @pytest.fixture(scope="session")
 def any_model(request) -> Path:
     """A model to run: a shipped one if any (works without TensorFlow), else a TensorFlow-made one."""
-    shipped = [p for p in shipped_models() if p.suffix == ".tflite"] or shipped_models()
-    if shipped:
-        return shipped[0]
+    if shipped_models():
+        from edge_runtime.default_model import default_model
+
+        # The default pick (int8 TFLite with an installed backend), not e.g. the Edge TPU file, whose CPU
+        # fallback adds a warning line to every command.
+        return default_model(Path(os.environ.get("DECONV_EDGE_TEST_MODELS") or MODELS_DIR))
     if importlib.util.find_spec("tensorflow") is not None:
         return request.getfixturevalue("tf_artifacts").dynamic
     pytest.skip("no model shipped in edge_runtime/models/ yet and no TensorFlow to make one")
