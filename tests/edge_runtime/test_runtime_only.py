@@ -51,3 +51,18 @@ def test_runtime_only_environment_lacks_tensorflow():
         assert importlib.util.find_spec(name) is None, f"{name} is installed in the runtime-only environment"
     r = subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "No module named 'tensorflow'" in r.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--data", "builtin", "--out", "x", "--steps", "1"],
+    ["evaluate", "--model", "bicubic", "--data", "builtin", "--scale", "2"],
+    ["convert", "m.keras", "--eval", "e", "--out", "o"],
+])
+def test_training_commands_need_the_train_extra(argv, tmp_path):
+    """Without TensorFlow, train/evaluate/convert say what to install in one line and exit 2."""
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("only meaningful in the runtime-only venv (tests/runtime_only.sh)")
+    r = subprocess.run([sys.executable, "-m", "edge_runtime", *argv], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "pip install 'deconv-edge[train]'" in r.stderr, r.stderr
