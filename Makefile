@@ -52,6 +52,8 @@ models: $(STAMP)
 	    --val $(SHARED)/data/sr/eval/set5 $(MODEL_ARGS) --scale $$s --minutes $(MODEL_MINUTES) \
 	    --out $$run --resume --quiet; \
 	  cp $$run/model.keras $$run/fsrcnn_x$$s.keras; \
+	  cp $$run/model.keras train/pretrained/fsrcnn_x$$s.keras; \
+	  cp $$run/report.json train/pretrained/fsrcnn_x$${s}_train_report.json; \
 	  $(BIN)/deconv-edge convert $$run/fsrcnn_x$$s.keras --formats $(SHIP_FORMATS) \
 	    --calib $(SHARED)/data/sr/train/t91 --eval $(SHARED)/data/sr/eval/set5 --out $$run/artifacts; \
 	  cp $$run/artifacts/fsrcnn_x$${s}_* edge_runtime/models/; \
