@@ -9,15 +9,15 @@ from .errors import UserError
 from .manifest import load_manifest
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
-DEFAULT_ARTIFACT = "default_x2.tflite"
-#: Preferred formats when no ``default_x2`` is shipped (smallest and fastest on a CPU first).
+DEFAULT_ARTIFACT = "fsrcnn_x2_int8.tflite"
+#: Preferred formats when the named default is not shipped (smallest and fastest on a CPU first).
 FORMAT_PREFERENCE = ("tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-int8", "onnx-fp32")
 
 
 def default_model(models_dir: Optional[Path] = None) -> Path:
     """Path of the default artifact.
 
-    ``default_x2.tflite`` when shipped; otherwise the first manifest (by name) in ``models_dir`` with scale 2
+    :data:`DEFAULT_ARTIFACT` (the shipped FSRCNN x2 int8 file) when present; otherwise the first manifest (by name) in ``models_dir`` with scale 2
     whose backend is installed, preferring ``tflite-int8`` (see :data:`FORMAT_PREFERENCE`).
 
     Raises:

@@ -7,7 +7,7 @@ import json
 import cv2
 import pytest
 
-from edge_runtime.default_model import default_model
+from edge_runtime.default_model import DEFAULT_ARTIFACT, default_model
 from edge_runtime.errors import UserError
 from edge_runtime.fsutil import sha256_file
 
@@ -129,8 +129,8 @@ def test_default_model_resolution(tmp_path):
     assert default_model(tmp_path).name == "b_x2.tflite"
     _fake_model(tmp_path, "c_x2.tflite", "tflite-int8")
     assert default_model(tmp_path).name == "c_x2.tflite"  # int8 preferred
-    _fake_model(tmp_path, "default_x2.tflite", "tflite-fp32")
-    assert default_model(tmp_path).name == "default_x2.tflite"  # the named default wins
+    _fake_model(tmp_path, DEFAULT_ARTIFACT, "tflite-fp32")
+    assert default_model(tmp_path).name == DEFAULT_ARTIFACT  # the named default wins
 
 
 def test_doctor_describes_this_machine():
