@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -60,17 +61,22 @@ class Artifact:
     scale: int
     status: str
     size_bytes: int
+    #: the source model's file stem; named in labels only when several models are compared (``find_artifacts``)
+    model: str = ""
+    show_model: bool = False
 
     @property
     def label(self) -> str:
         """``tflite-int8 subpixel`` (plus ``[gate failed]`` when its accuracy gate failed)."""
         tail = " [gate failed]" if self.status == "failed" else ""
-        return f"{self.format} {self.upsampler}{tail}"
+        head = f"{self.model} " if self.show_model else ""
+        return f"{head}{self.format} {self.upsampler}{tail}"
 
     @property
     def key(self) -> str:
         """Stable id joining quality and speed rows."""
-        return f"ours:{self.format}:{self.upsampler}:x{self.scale}"
+        model = f"{self.model}:" if self.show_model else ""
+        return f"ours:{model}{self.format}:{self.upsampler}:x{self.scale}"
 
     def sort_key(self):
         fmt = FORMAT_ORDER.index(self.format) if self.format in FORMAT_ORDER else len(FORMAT_ORDER)
@@ -83,7 +89,7 @@ def default_artifact_paths() -> list:
 
 
 def find_artifacts(paths: Sequence[str | Path], scale: Optional[int] = None) -> list:
-    """Artifacts under ``paths`` (files or folders searched recursively), one per (format, form, scale).
+    """Artifacts under ``paths`` (files or folders searched recursively), one per (model, format, form, scale).
 
     Rejected files (``*.rejected.*``) and folders' ``report.json`` are skipped; the first of duplicates wins.
     """
@@ -107,10 +113,15 @@ def find_artifacts(paths: Sequence[str | Path], scale: Optional[int] = None) -> 
                 continue
             if scale is not None and manifest.scale != scale:
                 continue
+            model = Path(str(manifest.source_model.get("file") or "")).stem
             a = Artifact(artifact, manifest.format, manifest.upsampler, manifest.scale, manifest.status,
-                         artifact.stat().st_size)
-            found.setdefault(a.key, a)
-    return sorted(found.values(), key=Artifact.sort_key)
+                         artifact.stat().st_size, model=model)
+            # Deduplicate per source model: two models in the same format must stay two rows.
+            found.setdefault((model, a.key), a)
+    arts = list(found.values())
+    if len({a.model for a in arts}) > 1:
+        arts = [dataclasses.replace(a, show_model=True) for a in arts]
+    return sorted(arts, key=Artifact.sort_key)
 
 
 # ---- the peer ---------------------------------------------------------------------------------------------
