@@ -55,9 +55,20 @@ def describe_model(model, path: Optional[Path] = None) -> SourceModel:
     family = model.name.rsplit("_x", 1)[0] if "_x" in model.name else "fsrcnn"
     cfg = ModelConfig(name=family, scale=scale, d=filters("feature"), s=filters("shrink"),
                       m=sum(1 for n in names if n.startswith("map_") and not n.endswith("_act")),
-                      activation=activation, residual="concat_lr" in names)
+                      activation=activation, residual="concat_lr" in names,
+                      upsampler_kernel=_upsampler_kernel(model, names))
     return SourceModel(file=path.name if path else None, sha256=sha256_file(path) if path else None, scale=scale,
                        config=cfg.to_dict())
+
+
+def _upsampler_kernel(model, names: list) -> Optional[int]:
+    """The deconvolution's kernel size, or ``None`` for the default (keeps older manifests unchanged)."""
+    from train.models.base import UPSAMPLER_KERNEL, UPSAMPLER_LAYER
+
+    if UPSAMPLER_LAYER not in names:
+        return None
+    k = int(model.get_layer(UPSAMPLER_LAYER).kernel_size[0])
+    return None if k == UPSAMPLER_KERNEL else k
 
 
 def tool_versions(runtime: str) -> dict:

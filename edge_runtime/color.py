@@ -41,6 +41,16 @@ def ycbcr_to_bgr(ycbcr: np.ndarray) -> np.ndarray:
     return cv2.add(bgr, 0.0, dtype=cv2.CV_8U)
 
 
+def bgr_to_ycbcr_u8(bgr: np.ndarray) -> np.ndarray:
+    """uint8 BGR (H, W, 3) → uint8 Y, Cb, Cr (rounded): the 8-bit frame path, ~5x faster than float32."""
+    return cv2.transform(bgr, _FORWARD)
+
+
+def ycbcr_u8_to_bgr(ycbcr: np.ndarray) -> np.ndarray:
+    """uint8 Y, Cb, Cr (H, W, 3) → uint8 BGR, rounded and saturated by OpenCV."""
+    return cv2.transform(ycbcr, _INVERSE)
+
+
 def luma(bgr: np.ndarray) -> np.ndarray:
     """Studio-range luma (float32, 16..235) of a BGR frame."""
     return bgr_to_ycbcr(bgr)[..., 0]

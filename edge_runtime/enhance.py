@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .backends import Backend, open_backend
-from .color import as_bgr, bgr_to_ycbcr, ycbcr_to_bgr
+from .color import as_bgr, bgr_to_ycbcr, bgr_to_ycbcr_u8, ycbcr_to_bgr, ycbcr_u8_to_bgr
 from .config import RuntimeConfig
 from .default_model import resolve_model
 from .errors import UserError
@@ -103,6 +103,7 @@ class Enhancer:
         self.max_batch = max(1, int(max_batch)) if self.backend.batch_ok else 1
         lo, hi = self.manifest.value_range
         self._in_scale, self._in_offset = (hi - lo) / 255.0, lo
+        self._luts = self._byte_luts()
         self.last_timing_ms: dict = {}
 
     # -- public --------------------------------------------------------------------------------------
@@ -110,6 +111,8 @@ class Enhancer:
         """Upscale one uint8 BGR frame (grey and BGRA accepted) to uint8 BGR ``scale`` times larger."""
         t0 = time.perf_counter()
         bgr = as_bgr(frame)
+        if self._luts is not None and not self._tiles_for(*bgr.shape[:2]):
+            return self._call_u8(bgr, t0)
         ycc = bgr_to_ycbcr(bgr)
         y = ycc[..., 0] * self._in_scale + self._in_offset
         t1 = time.perf_counter()
@@ -120,6 +123,47 @@ class Enhancer:
         ycc_hr = cv2.resize(ycc, (w * self.scale, h * self.scale), interpolation=cv2.INTER_CUBIC)
         ycc_hr[..., 0] = (y_hr - self._in_offset) / self._in_scale
         out = ycbcr_to_bgr(ycc_hr)
+        t3 = time.perf_counter()
+        self.last_timing_ms = {"preprocess": (t1 - t0) * 1e3, "invoke": (t2 - t1) * 1e3,
+                               "postprocess": (t3 - t2) * 1e3}
+        return out
+
+    def _byte_luts(self) -> Optional[tuple]:
+        """Lookup tables for the 8-bit frame path, or ``None`` when the artifact's I/O is not 8-bit.
+
+        With uint8 input and output tensors the whole frame can stay in bytes: studio-range luma (a byte)
+        maps to the input tensor's byte and the output tensor's byte maps back to luma, each through a
+        256-entry table built from the manifest's quantization. Colour conversion and the chroma resize then
+        run on uint8 planes instead of float32 (~6 ms -> ~1 ms per 320x240 frame on a 2-core x86).
+        """
+        spec_in, spec_out = self.manifest.input, self.manifest.output
+        if spec_in.dtype != "uint8" or spec_out.dtype != "uint8" or spec_in.quantization is None \
+                or spec_out.quantization is None:
+            return None
+        levels = np.arange(256, dtype=np.float64)
+        real_in = levels * self._in_scale + self._in_offset
+        q_in = np.round(real_in / spec_in.quantization.scale) + spec_in.quantization.zero_point
+        real_out = (levels - spec_out.quantization.zero_point) * spec_out.quantization.scale
+        y_out = np.round((real_out - self._in_offset) / self._in_scale)
+        return np.clip(q_in, 0, 255).astype(np.uint8), np.clip(y_out, 0, 255).astype(np.uint8)
+
+    def _tiles_for(self, h: int, w: int) -> bool:
+        th, tw = self.tile
+        if th is None and tw is None:
+            return h * w > MAX_WHOLE_FRAME_PIXELS
+        return not ((th is None or th == h) and (tw is None or tw == w))
+
+    def _call_u8(self, bgr: np.ndarray, t0: float) -> np.ndarray:
+        lut_in, lut_out = self._luts
+        ycc = bgr_to_ycbcr_u8(bgr)
+        q = cv2.LUT(ycc[..., 0], lut_in)
+        t1 = time.perf_counter()
+        y_hr = self.backend.run_native(q[None, :, :, None])[0, :, :, 0]
+        t2 = time.perf_counter()
+        h, w = bgr.shape[:2]
+        ycc_hr = cv2.resize(ycc, (w * self.scale, h * self.scale), interpolation=cv2.INTER_CUBIC)
+        ycc_hr[..., 0] = cv2.LUT(y_hr, lut_out)
+        out = ycbcr_u8_to_bgr(ycc_hr)
         t3 = time.perf_counter()
         self.last_timing_ms = {"preprocess": (t1 - t0) * 1e3, "invoke": (t2 - t1) * 1e3,
                                "postprocess": (t3 - t2) * 1e3}

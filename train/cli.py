@@ -25,11 +25,16 @@ class TrainCommand:
         p.add_argument("--out", required=True, metavar="DIR", help="output folder (checkpoints, log, model.keras)")
         p.add_argument("--val", action="append", default=[], metavar="DIR", help="validation folder (repeatable)")
         p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+        p.add_argument("--init", metavar="MODEL.keras",
+                       help="start from a trained model's weights (fine-tuning; a new schedule from step 0)")
         arch = p.add_argument_group("architecture")
         arch.add_argument("--d", type=_positive_int, help="feature channels (fsrcnn default 56)")
         arch.add_argument("--s", type=_positive_int, help="shrunk channels (fsrcnn default 12)")
         arch.add_argument("--m", type=int, help="mapping layers (fsrcnn default 4)")
         arch.add_argument("--activation", default="prelu", help="prelu (paper), relu or relu6 (int8 friendly)")
+        arch.add_argument("--upsampler-kernel", type=_positive_int, metavar="K",
+                          help="deconvolution kernel size (default 9, the paper's; 11 at x3 and 16 at x4 hold "
+                               "bicubic whole)")
         arch.add_argument("--no-residual", action="store_true",
                           help="plain FSRCNN: no bicubic input channel in the deconvolution")
         opt = p.add_argument_group("optimisation")
@@ -53,12 +58,13 @@ class TrainCommand:
         from .train import TrainConfig, train
 
         model_cfg = ModelConfig(name=args.model, scale=check_scale(args.scale), d=args.d, s=args.s, m=args.m,
-                                activation=args.activation, residual=not args.no_residual)
+                                activation=args.activation, residual=not args.no_residual,
+                                upsampler_kernel=args.upsampler_kernel)
         extra = {} if args.lr is None else {"learning_rate": args.lr}
         cfg = TrainConfig(data=tuple(args.data), out=args.out, model=model_cfg, steps=args.steps,
                           minutes=args.minutes, val=tuple(args.val), batch_size=args.batch, lr_patch=args.patch,
                           loss=args.loss, jitter=not args.no_jitter, seed=args.seed,
-                          checkpoint_minutes=args.checkpoint_minutes, **extra)
+                          checkpoint_minutes=args.checkpoint_minutes, init=args.init, **extra)
         report = train(cfg, resume=args.resume, quiet=args.quiet)
         val = report.get("val") or {}
         tail = f", val PSNR {val['psnr_db']:.2f} dB" if val.get("psnr_db") is not None else ""

@@ -51,6 +51,8 @@ class TrainConfig:
         jitter: use scale-jitter augmentation.
         seed: seeds weights and patch sampling.
         checkpoint_minutes: wall time between checkpoints.
+        init: a trained ``.keras`` model whose weights start this run (fine-tuning; the upsampler may
+            have another kernel size, see :func:`train.models.base.transfer_weights`). Ignored on resume.
     """
 
     data: tuple = ()
@@ -66,6 +68,7 @@ class TrainConfig:
     jitter: bool = True
     seed: int = 0
     checkpoint_minutes: float = 2.0
+    init: Optional[str] = None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -172,6 +175,23 @@ def _val_psnr(model, images, scale: int) -> Optional[float]:
     return evaluate_images(keras_predictor(model), images, scale).psnr_db
 
 
+def _init_from(model, cfg: TrainConfig) -> None:
+    """Start from the weights of ``cfg.init`` (fine-tuning)."""
+    import keras
+
+    from .models.base import transfer_weights
+
+    try:
+        src = keras.models.load_model(cfg.init, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - any load failure is the user's file
+        raise UserError(f"--init: cannot load '{cfg.init}' as a Keras model ({type(exc).__name__}); "
+                        "give a .keras file written by 'deconv-edge train'") from None
+    skipped = transfer_weights(src, model, cfg.model.scale)
+    if skipped:
+        raise UserError(f"--init: '{cfg.init}' does not fit {cfg.model.name} x{cfg.model.scale} "
+                        f"(layers {', '.join(skipped)} differ); init from a model of the same shape")
+
+
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict:
     """Run (or resume) a training and return its report.
 
@@ -192,6 +212,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict:
             prev = TrainConfig.from_dict(json.loads(stored_cfg.read_text()))
             if prev.model != cfg.model:
                 raise UserError(f"--resume: '{out}' trains {prev.model}, not {cfg.model}")
+    if cfg.init and not state and not Path(cfg.init).is_file():
+        raise UserError(f"--init: no model file '{cfg.init}'; give a .keras model written by 'deconv-edge train'")
     images = load_image_set(cfg.data)
     val_images = load_image_set(cfg.val) if cfg.val else []
     sampler = PatchSampler(images, cfg.model.scale, cfg.lr_patch, cfg.batch_size,
@@ -208,6 +230,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict:
     if state:
         ckpt.restore(model, optimizer, state)
         step, elapsed_prev = int(state["step"]), float(state["elapsed_s"])
+    elif cfg.init:
+        _init_from(model, cfg)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(stored_cfg, cfg.to_dict())
 

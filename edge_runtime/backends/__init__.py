@@ -54,6 +54,15 @@ class Backend(abc.ABC):
         Fixed-shape artifacts need ``(H, W)`` equal to the manifest's input size (the Enhancer tiles).
         """
 
+    def run_native(self, q: np.ndarray) -> np.ndarray:
+        """Infer on ``q`` already in the input tensor's dtype (N, H, W, 1); returns the raw output tensor.
+
+        The Enhancer's 8-bit path uses it to skip the float round trip (``run`` = dequantize ∘ run_native ∘
+        quantize). Backends that cannot do this keep the default, which falls back to ``run``.
+        """
+        x = self.dequantize(q, self.manifest.input)
+        return self.quantize(self.run(x), self.manifest.output)
+
     def describe(self) -> dict:
         """What runs: backend, runtime version, threads, delegates/providers."""
         return {"backend": self.name, "threads": self.config.threads}

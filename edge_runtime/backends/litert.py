@@ -56,8 +56,12 @@ class LiteRTBackend(Backend):
         self._shape = tuple(self._in["shape"])
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        self.check_input(x)
-        shape = tuple(x.shape)
+        y = self.run_native(self.quantize(x, self.manifest.input))
+        return self.dequantize(y, self.manifest.output)
+
+    def run_native(self, q: np.ndarray) -> np.ndarray:
+        self.check_input(q)
+        shape = tuple(q.shape)
         if shape != self._shape:
             # Dynamic-size artifact: resize once per new frame size (cheap when it repeats).
             self.interpreter.resize_tensor_input(self._in["index"], list(shape), strict=False)
@@ -65,9 +69,9 @@ class LiteRTBackend(Backend):
             self._in = self.interpreter.get_input_details()[0]
             self._out = self.interpreter.get_output_details()[0]
             self._shape = shape
-        self.interpreter.set_tensor(self._in["index"], self.quantize(x, self.manifest.input))
+        self.interpreter.set_tensor(self._in["index"], q)
         self.interpreter.invoke()
-        return self.dequantize(self.interpreter.get_tensor(self._out["index"]), self.manifest.output)
+        return self.interpreter.get_tensor(self._out["index"])
 
     @property
     def batch_ok(self) -> bool:

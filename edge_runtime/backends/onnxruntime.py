@@ -68,15 +68,17 @@ class OnnxRuntimeBackend(Backend):
         self._out_name = self.session.get_outputs()[0].name
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        self.check_input(x)
-        spec = self.manifest.input
-        feed = self.quantize(x, spec)
-        if spec.layout == "NCHW":
+        return self.dequantize(self.run_native(self.quantize(x, self.manifest.input)), self.manifest.output)
+
+    def run_native(self, q: np.ndarray) -> np.ndarray:
+        self.check_input(q)
+        feed = q
+        if self.manifest.input.layout == "NCHW":
             feed = np.ascontiguousarray(feed.transpose(0, 3, 1, 2))
         y = self.session.run([self._out_name], {self._in_name: feed})[0]
         if self.manifest.output.layout == "NCHW":
             y = y.transpose(0, 2, 3, 1)
-        return self.dequantize(y, self.manifest.output)
+        return y
 
     @property
     def batch_ok(self) -> bool:

@@ -26,6 +26,9 @@ class ModelConfig:
         activation: ``prelu`` (paper) or ``relu``/``relu6`` (quantization friendly).
         residual: feed the low-resolution input to the deconvolution as one extra channel whose
             kernel starts as bicubic interpolation, so the network learns the residual.
+        upsampler_kernel: the deconvolution's kernel size (``None`` = 9, the paper's). The bicubic path needs
+            ``4·scale`` taps (11 are non-zero at x3), so 9 cuts its tails at x3/x4; 11 (x3) and 16 (x4) hold
+            it whole and give each output pixel more context. 8 at x2 holds it whole with fewer taps than 9.
     """
 
     name: str = "fsrcnn"
@@ -35,6 +38,12 @@ class ModelConfig:
     m: Optional[int] = None
     activation: str = "prelu"
     residual: bool = True
+    upsampler_kernel: Optional[int] = None
+
+    @property
+    def kernel(self) -> int:
+        """The upsampler's kernel size."""
+        return self.upsampler_kernel or UPSAMPLER_KERNEL
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -49,6 +58,8 @@ def build_model(config: ModelConfig):
     check_scale(config.scale)
     if config.activation not in ACTIVATIONS:
         raise UserError(f"unknown activation '{config.activation}'; valid: {', '.join(ACTIVATIONS)}")
+    if not 2 <= config.kernel <= 32:
+        raise UserError(f"--upsampler-kernel must be 2..32, not {config.kernel}")
     return MODELS.get(config.name)(config)
 
 
@@ -87,3 +98,38 @@ def bicubic_deconv_kernel(scale: int, kernel: int = UPSAMPLER_KERNEL) -> np.ndar
         if total != 0:
             k1[sel] /= total
     return np.outer(k1, k1).astype(np.float32)
+
+
+def transfer_weights(src, dst, scale: int) -> list[str]:
+    """Copy a trained model's weights into ``dst`` layer by layer (same names), to fine-tune it.
+
+    The upsampler may change kernel size: the old kernel is placed so every tap keeps its meaning
+    (output ``y`` reads input ``i`` through tap ``y - i·scale + pad``, ``pad`` from :func:`deconv_offset`), so a
+    larger kernel computes exactly what the source did, with the new taps at zero; a smaller one drops the
+    outer taps.
+
+    Returns:
+        Names of ``dst`` layers whose weights could not be taken (missing in ``src`` or other shapes).
+    """
+    src_layers = {layer.name: layer for layer in src.layers}
+    skipped = []
+    for layer in dst.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        other = src_layers.get(layer.name)
+        got = other.get_weights() if other is not None else None
+        if got is not None and [w.shape for w in got] == [w.shape for w in weights]:
+            layer.set_weights(got)
+        elif got is not None and layer.name == UPSAMPLER_LAYER and got[0].shape[2:] == weights[0].shape[2:]:
+            k_src, k_dst = got[0].shape[0], weights[0].shape[0]
+            shift = deconv_offset(k_dst, scale) - deconv_offset(k_src, scale)
+            kernel = np.zeros_like(weights[0])
+            for t in range(k_src):
+                for u in range(k_src):
+                    if 0 <= t + shift < k_dst and 0 <= u + shift < k_dst:
+                        kernel[t + shift, u + shift] = got[0][t, u]
+            layer.set_weights([kernel] + got[1:])
+        else:
+            skipped.append(layer.name)
+    return skipped

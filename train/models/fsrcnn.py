@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import MODELS
-from .base import UPSAMPLER_KERNEL, UPSAMPLER_LAYER, ModelConfig, bicubic_deconv_kernel
+from .base import UPSAMPLER_LAYER, ModelConfig, bicubic_deconv_kernel
 
 
 def _act(keras, kind: str, name: str):
@@ -41,7 +41,7 @@ def _fsrcnn(config: ModelConfig, d: int, s: int, m: int):
         x = keras.layers.Concatenate(axis=-1, name="concat_lr")([x, inp])
     up = keras.layers.Conv2DTranspose(
         1,
-        UPSAMPLER_KERNEL,
+        config.kernel,
         strides=config.scale,
         padding="same",
         # The paper initialises the deconvolution with N(0, 0.001). With the residual path even that much
@@ -54,7 +54,7 @@ def _fsrcnn(config: ModelConfig, d: int, s: int, m: int):
     out = up(x)
     if config.residual:
         kernel, bias = up.get_weights()  # kernel: (k, k, out=1, in=d+1)
-        kernel[:, :, 0, -1] = bicubic_deconv_kernel(config.scale)
+        kernel[:, :, 0, -1] = bicubic_deconv_kernel(config.scale, config.kernel)
         up.set_weights([kernel, np.zeros_like(bias)])
     return keras.Model(inp, out, name=f"{config.name}_x{config.scale}")
 
