@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import numpy as np
+
 from edge_runtime.errors import UserError
 from edge_runtime.fsutil import sha256_file
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path_for
@@ -211,6 +213,46 @@ def _op_counts(ops: Sequence[str]) -> dict:
     return counts
 
 
+def _feature_max(model, calib_set) -> Optional[float]:
+    """The largest value the upsampler's feature input takes on the calibration samples (float model)."""
+    import keras
+
+    from train.models.base import UPSAMPLER_LAYER
+
+    from .rewrite import _input_groups
+
+    try:
+        groups = _input_groups(model, model.get_layer(UPSAMPLER_LAYER))
+    except ValueError:
+        return None
+    probe = keras.Model(model.inputs[0], groups[0])
+    return max(float(np.max(probe(x))) for x in calib_set)
+
+
+def _tflite_calib_mse(path: Path, model, calib_set) -> float:
+    """Mean squared error of a full-integer TFLite file against the float model on the calibration samples."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path))
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    (s_in, z_in), (s_out, z_out) = inp["quantization"], out["quantization"]
+    info = np.iinfo(inp["dtype"])
+    total, n = 0.0, 0
+    for x in calib_set:
+        if tuple(inp["shape"]) != tuple(x.shape):
+            it.resize_tensor_input(inp["index"], list(x.shape))
+            it.allocate_tensors()
+            inp, out = it.get_input_details()[0], it.get_output_details()[0]
+        it.set_tensor(inp["index"], np.clip(np.round(x / s_in + z_in), info.min, info.max).astype(inp["dtype"]))
+        it.invoke()
+        y = (it.get_tensor(out["index"]).astype(np.float64) - z_out) * s_out
+        ref = np.clip(np.asarray(model(x), np.float64), 0.0, 1.0)
+        total += float(np.sum((y - ref) ** 2))
+        n += y.size
+    return total / max(n, 1)
+
+
 def _stage(model, source, exporter: Exporter, config: ExportConfig, calib: Optional[_CalibProvider],
            stage_dir: Path, name: str) -> Staged:
     from .manifest import build_manifest, embedded_essentials
@@ -229,12 +271,26 @@ def _stage(model, source, exporter: Exporter, config: ExportConfig, calib: Optio
     path = stage_dir / name
     # The int8 rewrites only pay off with int8 weights; float graphs stay as trained (one upsampler).
     int8 = exporter.int8_weights and config.split_concat
+    meta = embedded_essentials(exporter.key, source.scale, form, source)
+    rewrites = ["split_concat", "residual_hi_lo_weights"] if int8 else []
     job = ExportJob(model=rewrite_upsampler(model, form, split_concat=int8, int8_split=int8), input_shape=shape,
-                    dest=path, work_dir=work, calib=calib_set, options=options,
-                    metadata=embedded_essentials(exporter.key, source.scale, form, source))
+                    dest=path, work_dir=work, calib=calib_set, options=options, metadata=meta)
     result = exporter.export(job)
-    rewrites = (["split_concat", "residual_hi_lo_weights"] if int8 else []) + \
-        (["output_on_display_grid"] if exporter.full_integer else [])
+    if int8 and exporter.runtime == "tflite" and exporter.full_integer and calib_set is not None:
+        # Two int8 forms of the upsampler; which rounds less depends on the trained weights, so both are
+        # built and the one closer to the float model on the calibration pictures is kept (see convert.rewrite).
+        anchored = rewrite_upsampler(model, form, nearest_anchor=True, feature_max=_feature_max(model, calib_set))
+        alt_path = work / f"anchored-{name}"
+        alt_job = dataclasses.replace(job, model=anchored, dest=alt_path)
+        alt_result = exporter.export(alt_job)
+        err_split, err_anchor = (_tflite_calib_mse(p, model, calib_set) for p in (path, alt_path))
+        if err_anchor < err_split:
+            os.replace(alt_path, path)
+            result, rewrites = alt_result, ["nearest_anchor", "features_on_input_grid"]
+        note = (f"int8 upsampler: {rewrites[0]} (calibration MSE vs float: split {err_split:.3g}, "
+                f"nearest anchor {err_anchor:.3g})")
+        result = dataclasses.replace(result, notes=tuple(result.notes) + (note,))
+    rewrites += ["output_on_display_grid"] if exporter.full_integer else []
     extra = {"ops": _op_counts(result.ops), "notes": list(result.notes), "options": dict(options),
              "graph_rewrites": rewrites}
     if calib_set is not None:

@@ -193,3 +193,97 @@ def pin_output_range(flatbuffer: bytes, lo: float = 0.0, hi: float = 1.0) -> byt
         tensor.quantization.scale = np.array([scale], dtype=np.float32)
         tensor.quantization.zeroPoint = np.array([zp], dtype=np.int64)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+#: Output-name marker of the rewrite's nearest-neighbour branch (``convert.rewrite.nearest_kernel``).
+NEAREST_MARKER = "_nearest"
+#: Where the bias and the data input sit among an op's inputs.
+_BIAS_INPUT = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "TRANSPOSE_CONV": 3}
+_DATA_INPUT = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 0, "TRANSPOSE_CONV": 2}
+
+
+def pin_exact_grids(flatbuffer: bytes) -> bytes:
+    """Make the lossless paths of a full-integer model lossless: the 8-bit input and the nearest-neighbour branch.
+
+    The calibrated input range is the calibration pictures' (e.g. 0..0.97, a grid of step 1/263), so every
+    8-bit pixel would be rounded again before the model starts; the input is put on the display grid (1/255,
+    zero at 0) and the int32 biases of its consumers are rescaled to match. The nearest-neighbour branch
+    (weights 1) copies its input, but the converter gives it the range of the ADD it feeds (a quirk of the
+    calibrator: an ADD's first input inherits the output's range), so it is put back on its input's grid.
+    TFLite derives the requantization multipliers from the tensor scales when it prepares each op.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    sg = model.subgraphs[0]
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+    def op_name(op) -> str:
+        oc = model.operatorCodes[op.opcodeIndex]
+        return names.get(max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode)), "?")
+
+    def quant(t: int):
+        q = sg.tensors[t].quantization
+        return None if q is None or q.scale is None or len(q.scale) != 1 else q
+
+    def set_grid(t: int, scale: float, zero_point: int) -> None:
+        q = sg.tensors[t].quantization
+        old = float(q.scale[0])
+        q.scale = np.array([scale], dtype=np.float32)
+        q.zeroPoint = np.array([zero_point], dtype=np.int64)
+        for op in sg.operators:  # consumers' int32 biases are in units of input_scale * weight_scale
+            name = op_name(op)
+            if name not in _BIAS_INPUT or len(op.inputs) <= _BIAS_INPUT[name]:
+                continue
+            if int(op.inputs[_DATA_INPUT[name]]) != t or int(op.inputs[_BIAS_INPUT[name]]) < 0:
+                continue
+            bias = sg.tensors[int(op.inputs[_BIAS_INPUT[name]])]
+            buf = model.buffers[bias.buffer]
+            if buf.data is None:
+                continue
+            values = np.frombuffer(bytes(bytearray(buf.data)), dtype=np.int32)
+            buf.data = np.round(values * (old / scale)).astype(np.int32).view(np.uint8)
+            bias.quantization.scale = (np.asarray(bias.quantization.scale, np.float64) * (scale / old)).astype(
+                np.float32)
+
+    changed = False
+    display = 1.0 / 255.0
+    for t in (int(i) for i in sg.inputs):
+        q = quant(t)
+        if q is None:
+            continue
+        if sg.tensors[t].type == schema.TensorType.UINT8:
+            q.scale, q.zeroPoint = np.array([display], np.float32), np.array([0], np.int64)
+            for op in sg.operators:
+                if op_name(op) == "QUANTIZE" and int(op.inputs[0]) == t and quant(int(op.outputs[0])) is not None:
+                    set_grid(int(op.outputs[0]), display, -128)
+            changed = True
+        elif sg.tensors[t].type == schema.TensorType.INT8:
+            set_grid(t, display, -128)
+            changed = True
+    exact = {int(op.outputs[0]) for op in sg.operators if op_name(op) == "QUANTIZE"} | {int(i) for i in sg.inputs}
+    for op in sg.operators:
+        # A concat of the (exact) input with features rescaled to 0..1 (convert.rewrite): one grid for all,
+        # the input's; XNNPACK only takes a CONCATENATION whose inputs and output share it.
+        if op_name(op) != "CONCATENATION" or not any(int(i) in exact for i in op.inputs):
+            continue
+        src = next(int(i) for i in op.inputs if int(i) in exact)
+        q = quant(src)
+        if q is None:
+            continue
+        for t in [int(i) for i in op.inputs] + [int(op.outputs[0])]:
+            if t != src and quant(t) is not None:
+                set_grid(t, float(q.scale[0]), int(q.zeroPoint[0]))
+                changed = True
+    for op in sg.operators:
+        name = op_name(op)
+        if name not in _BIAS_INPUT:
+            continue
+        out, inp = int(op.outputs[0]), int(op.inputs[_DATA_INPUT[name]])
+        tname = sg.tensors[out].name
+        tname = tname.decode() if isinstance(tname, bytes) else str(tname)
+        if NEAREST_MARKER in tname and quant(inp) is not None and quant(out) is not None:
+            set_grid(out, float(quant(inp).scale[0]), int(quant(inp).zeroPoint[0]))
+            changed = True
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)) if changed else flatbuffer

@@ -135,7 +135,7 @@ class TFLiteExporter(Exporter):
         rep = job.calib.representative_dataset() if self.needs_calibration else None
         io_dtype = dict(job.options).get("io_dtype", "uint8")
         data = tflite_tools.convert(job.model, job.input_shape, mode=self.mode, representative=rep, io_dtype=io_dtype)
-        return tflite_tools.pin_output_range(data) if self.full_integer else data
+        return tflite_tools.pin_output_range(tflite_tools.pin_exact_grids(data)) if self.full_integer else data
 
     def export(self, job: ExportJob) -> ExportResult:
         from .. import tflite_tools

@@ -73,6 +73,20 @@ def test_int8_io_option(tmp_path, tiny_x2, test_config):
     manifest, _ = load_manifest(export_one(tiny_x2, "tflite-int8", tmp_path, cfg))
     assert manifest.input.dtype == "int8" and manifest.output.dtype == "int8"
     assert manifest.input.quantization is not None
+    # Input and output on the 8-bit display grid (tflite_tools.pin_exact_grids / pin_output_range).
+    assert abs(manifest.input.quantization.scale - 1 / 255) < 1e-9 and manifest.input.quantization.zero_point == -128
+
+
+@pytest.mark.parametrize("key", [k for k in EXPORTERS.names() if EXPORTERS.get(k).runtime == "tflite" and EXPORTERS.get(k).full_integer])
+def test_full_integer_input_on_display_grid(key, tmp_path, tiny_x2, test_config):
+    """uint8 pixels reach the model unrounded, and the int8 upsampler form chosen is named in the report."""
+    from convert.api import export_one
+    from edge_runtime.manifest import load_manifest
+
+    manifest, _ = load_manifest(export_one(tiny_x2, key, tmp_path, test_config))
+    q = manifest.input.quantization
+    assert manifest.input.dtype == "uint8" and abs(q.scale - 1 / 255) < 1e-9 and q.zero_point == 0
+    assert any("int8 upsampler" in n for n in manifest.to_dict().get("notes", []))
 
 
 def test_fixed_size_and_batch(tmp_path, tiny_x2, test_config):

@@ -45,6 +45,39 @@ def test_int8_friendly_rewrites_are_exact(scale, form):
     assert np.max(np.abs(out - np.asarray(model(x)))) <= 1e-5
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("form", ["deconv", "subpixel"])
+@pytest.mark.parametrize("feature_max", [None, 2.5])
+def test_nearest_anchor_rewrite_is_exact(scale, form, feature_max):
+    """Nearest neighbour + (LR kernel - nearest) over a concat, features optionally rescaled: same in float."""
+    from convert.rewrite import rewrite_upsampler
+
+    model = _randomized(scale, seed=30 + scale)
+    x = np.random.default_rng(scale).random((1, 11, 9, 1)).astype(np.float32)
+    rewritten = rewrite_upsampler(model, form, nearest_anchor=True, feature_max=feature_max)
+    names = [layer.name for layer in rewritten.layers]
+    assert any("nearest" in n for n in names)
+    assert any(n.endswith("_rescaled") for n in names) == (feature_max is not None)
+    out = np.asarray(rewritten(x))
+    assert np.max(np.abs(out - np.asarray(model(x)))) <= 1e-5
+
+
+def test_nearest_kernel_is_nearest_neighbour():
+    from convert.rewrite import nearest_kernel
+    from train.models.base import deconv_offset
+
+    for scale in (2, 3, 4):
+        import keras
+
+        k = 9
+        layer = keras.layers.Conv2DTranspose(1, k, strides=scale, padding="same", use_bias=False)
+        x = np.random.default_rng(scale).random((1, 5, 6, 1)).astype(np.float32)
+        layer.build(x.shape)
+        layer.set_weights([nearest_kernel((k, k, 1, 1), scale, "deconv", deconv_offset(k, scale))])
+        ref = np.repeat(np.repeat(x, scale, axis=1), scale, axis=2)
+        assert np.allclose(np.asarray(layer(x)), ref, atol=1e-6)
+
+
 def test_int8_grid_split():
     from convert.rewrite import int8_grid_split
 
