@@ -11,7 +11,9 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SHARED           ?= ../shared
 SCALES           ?= 2 3 4
 MODEL_MINUTES    ?= 70
-FINETUNE_MINUTES ?= 95
+FINETUNE_MINUTES_2 ?= 70
+FINETUNE_MINUTES_3 ?= 95
+FINETUNE_MINUTES_4 ?= 95
 MODEL_ARGS       ?= --model fsrcnn --activation relu
 FINETUNE_KERNEL_2 ?= 9
 FINETUNE_KERNEL_3 ?= 11
@@ -20,6 +22,7 @@ FINETUNE_LR_2    ?= 3e-4
 FINETUNE_LR_3    ?= 5e-4
 FINETUNE_LR_4    ?= 5e-4
 FAST_MINUTES     ?= 32
+FAST_FINETUNE_MINUTES ?= 60
 SHIP_FORMATS     ?= tflite-int8,edgetpu,onnx-fp32,onnx-int8
 TRAIN_DATA       = --data $(SHARED)/data/sr/train/t91 --data $(SHARED)/data/sr/train/bsd200 \
                    --val $(SHARED)/data/sr/eval/set5
@@ -62,11 +65,12 @@ models: $(STAMP)
 	@test -d $(SHARED)/data/sr/train/t91 || { echo "error: make models needs $(SHARED)/data/sr (set SHARED=DIR)" >&2; exit 2; }
 	set -e; for s in $(SCALES); do \
 	  run=runs/models/fsrcnn_x$$s; ft=runs/ft/fsrcnn_x$$s; \
-	  case $$s in 2) k=$(FINETUNE_KERNEL_2); lr=$(FINETUNE_LR_2);; 3) k=$(FINETUNE_KERNEL_3); lr=$(FINETUNE_LR_3);; \
-	    *) k=$(FINETUNE_KERNEL_4); lr=$(FINETUNE_LR_4);; esac; \
+	  case $$s in 2) k=$(FINETUNE_KERNEL_2); lr=$(FINETUNE_LR_2); m=$(FINETUNE_MINUTES_2);; \
+	    3) k=$(FINETUNE_KERNEL_3); lr=$(FINETUNE_LR_3); m=$(FINETUNE_MINUTES_3);; \
+	    *) k=$(FINETUNE_KERNEL_4); lr=$(FINETUNE_LR_4); m=$(FINETUNE_MINUTES_4);; esac; \
 	  $(BIN)/deconv-edge train $(TRAIN_DATA) $(MODEL_ARGS) --scale $$s --minutes $(MODEL_MINUTES) \
 	    --out $$run --resume --quiet; \
-	  $(BIN)/deconv-edge train $(TRAIN_DATA) $(MODEL_ARGS) --scale $$s --minutes $(FINETUNE_MINUTES) \
+	  $(BIN)/deconv-edge train $(TRAIN_DATA) $(MODEL_ARGS) --scale $$s --minutes $$m \
 	    --upsampler-kernel $$k --lr $$lr --init $$run/model.keras --out $$ft --resume --quiet; \
 	  cp $$ft/model.keras $$ft/fsrcnn_x$$s.keras; \
 	  cp $$ft/model.keras train/pretrained/fsrcnn_x$$s.keras; \
@@ -80,13 +84,16 @@ models-fast: $(STAMP)
 	@test -d $(SHARED)/data/sr/train/t91 || { echo "error: make models-fast needs $(SHARED)/data/sr (set SHARED=DIR)" >&2; exit 2; }
 	$(BIN)/deconv-edge train $(TRAIN_DATA) --model fsrcnn-s --activation relu --scale 2 --minutes $(FAST_MINUTES) \
 	  --out runs/models/fsrcnn-s_x2 --resume --quiet
-	cp runs/models/fsrcnn-s_x2/model.keras runs/models/fsrcnn-s_x2/fsrcnn-s_x2.keras
-	cp runs/models/fsrcnn-s_x2/model.keras train/pretrained/fsrcnn-s_x2.keras
-	cp runs/models/fsrcnn-s_x2/report.json train/pretrained/fsrcnn-s_x2_train_report.json
-	$(BIN)/deconv-edge convert runs/models/fsrcnn-s_x2/fsrcnn-s_x2.keras --formats tflite-int8 $(CONVERT_ARGS) \
-	  --out runs/models/fsrcnn-s_x2/artifacts
-	cp runs/models/fsrcnn-s_x2/artifacts/fsrcnn-s_x2_* edge_runtime/models/
-	cp runs/models/fsrcnn-s_x2/artifacts/report.md edge_runtime/models/fsrcnn-s_x2_report.md
+	$(BIN)/deconv-edge train $(TRAIN_DATA) --model fsrcnn-s --activation relu --scale 2 \
+	  --minutes $(FAST_FINETUNE_MINUTES) --lr 3e-4 --init runs/models/fsrcnn-s_x2/model.keras \
+	  --out runs/ft/fsrcnn-s_x2 --resume --quiet
+	cp runs/ft/fsrcnn-s_x2/model.keras runs/ft/fsrcnn-s_x2/fsrcnn-s_x2.keras
+	cp runs/ft/fsrcnn-s_x2/model.keras train/pretrained/fsrcnn-s_x2.keras
+	cp runs/ft/fsrcnn-s_x2/report.json train/pretrained/fsrcnn-s_x2_train_report.json
+	$(BIN)/deconv-edge convert runs/ft/fsrcnn-s_x2/fsrcnn-s_x2.keras --formats tflite-int8 $(CONVERT_ARGS) \
+	  --out runs/ft/fsrcnn-s_x2/artifacts
+	cp runs/ft/fsrcnn-s_x2/artifacts/fsrcnn-s_x2_* edge_runtime/models/
+	cp runs/ft/fsrcnn-s_x2/artifacts/report.md edge_runtime/models/fsrcnn-s_x2_report.md
 
 clean:
 	rm -rf $(VENV) .venv-runtime .venv-peer demo-out .pytest_cache

@@ -68,3 +68,31 @@ def test_unknown_model_and_activation_list_valid_ones():
         build_model(ModelConfig(activation="gelu"))
     with pytest.raises(UserError, match="2, 3, 4"):
         build_model(ModelConfig(scale=5))
+
+
+@pytest.mark.parametrize("scale,kernel", [(2, 8), (3, 11), (4, 16)])
+def test_whole_bicubic_upsampler_kernels(scale, kernel):
+    """With 4·scale taps (11 non-zero at x3) the residual model starts as exact bicubic at every scale."""
+    rng = np.random.default_rng(scale)
+    lr = rng.random((20, 24), dtype=np.float32)
+    model = build_model(ModelConfig(name="fsrcnn", scale=scale, upsampler_kernel=kernel))
+    assert model.get_layer(UPSAMPLER_LAYER).kernel_size == (kernel, kernel)
+    out = np.asarray(model(lr[None, :, :, None]))[0, :, :, 0]
+    ref = imresize(lr, (20 * scale, 24 * scale))
+    b = 4 * scale
+    np.testing.assert_allclose(out[b:-b, b:-b], ref[b:-b, b:-b], atol=1e-5)
+
+
+@pytest.mark.parametrize("scale,kernel", [(3, 11), (4, 16)])
+def test_transfer_weights_into_a_larger_upsampler_is_exact(scale, kernel):
+    from train.models.base import transfer_weights
+
+    src = build_model(_small("fsrcnn", scale))
+    rng = np.random.default_rng(scale)
+    src.set_weights([rng.normal(0, 0.2, w.shape).astype(np.float32) for w in src.get_weights()])
+    dst = build_model(_small("fsrcnn", scale, upsampler_kernel=kernel))
+    assert transfer_weights(src, dst, scale) == []
+    x = rng.random((1, 13, 11, 1), dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(dst(x)), np.asarray(src(x)), atol=1e-5)
+    # Other shapes elsewhere are reported, not silently skipped.
+    assert transfer_weights(src, build_model(ModelConfig(name="fsrcnn", scale=scale, d=8, s=5, m=1)), scale)

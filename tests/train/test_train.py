@@ -57,6 +57,20 @@ def test_resume_continues_and_refuses_to_clobber(tmp_path):
         train(_cfg(tmp_path, steps=60, model=ModelConfig(name="fsrcnn", scale=2)), resume=True, quiet=True)
 
 
+def test_init_fine_tunes_from_a_trained_model(tmp_path):
+    first = train(_cfg(tmp_path, steps=30), quiet=True)
+    init = first["model_path"]
+    cfg = _cfg(tmp_path, steps=10, out=str(tmp_path / "ft"), init=init,
+               model=ModelConfig(name="fsrcnn-s", scale=2, d=8, s=4, m=1, activation="relu", upsampler_kernel=8))
+    report = train(cfg, quiet=True)
+    assert report["steps"] == 10 and json.loads((tmp_path / "ft" / "train_config.json").read_text())["init"] == init
+    with pytest.raises(UserError, match="does not fit"):
+        train(_cfg(tmp_path, steps=5, out=str(tmp_path / "bad"), init=init,
+                   model=ModelConfig(name="fsrcnn-s", scale=2, d=6, s=4, m=1, activation="relu")), quiet=True)
+    with pytest.raises(UserError, match="no model file"):
+        train(_cfg(tmp_path, steps=5, out=str(tmp_path / "bad2"), init=str(tmp_path / "missing.keras")), quiet=True)
+
+
 def test_schedule_warms_up_then_decays():
     cfg = TrainConfig(steps=100, learning_rate=1e-3)
     lrs = [learning_rate_at(cfg, p) for p in np.linspace(0, 1, 101)]
