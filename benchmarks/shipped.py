@@ -1,13 +1,18 @@
-"""Quality of the shipped models (``edge_runtime/models``): float Keras vs the int8 TFLite file a CPU runs.
+"""The shipped models (``edge_runtime/models``): size, MACs, quality float vs int8, and latency against the peer.
 
-    python -m benchmarks.shipped      # writes benchmarks/results/shipped.json and shipped.md
+    python -m benchmarks.shipped [--speed benchmarks/results/speed_shipped_x2.json ...]
 
-Needs ``../shared`` (Set5, Set14); the float rows use the trained ``.keras`` sources kept in
-``train/pretrained/`` (``make models`` refreshes them).
+Quality: every ``*_int8.tflite`` CPU model with a trained ``.keras`` source in ``train/pretrained/`` (``make
+models`` refreshes both), on Set5 and Set14 per ``../shared/PROTOCOL.md`` (needs ``../shared``). Latency: read
+from ``python -m benchmarks.speed`` results given with ``--speed`` (the shipped file's row and OpenCV's FSRCNN of
+the same scale in the same run, 320x240 frames, 2 threads by default); the ratio is only taken within one run.
+Writes ``benchmarks/results/shipped.json`` and ``shipped.md``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,9 +22,43 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 RESULTS = REPO / "benchmarks" / "results"
+PEER_LABEL = "OpenCV FSRCNN (peer)"
 
 
-def main() -> int:
+def macs_per_lr_pixel(model) -> int:
+    """Multiply-accumulates per low-resolution pixel of the trained graph (deconvolution form)."""
+    total = 0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind in ("Conv2D", "Conv2DTranspose"):
+            kh, kw = layer.kernel_size
+            c_in = int(layer.kernel.shape[-2] if kind == "Conv2D" else layer.kernel.shape[-1])
+            total += kh * kw * c_in * int(layer.filters)
+    return total
+
+
+def speed_rows(paths: list, group: str) -> dict:
+    """``artifact file name -> (p50 ms, peer p50 ms, ratio, source)`` from speed JSONs (ratio within one run)."""
+    out = {}
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        rows = [r for r in data.get("rows", []) if r.get("group") == group and r.get("frame")]
+        peer = next((r for r in rows if r.get("label") == PEER_LABEL), None)
+        for r in rows:
+            if r.get("kind") != "artifact" or not r.get("artifact"):
+                continue
+            ms = r["frame"]["p50_ms"]
+            peer_ms = peer["frame"]["p50_ms"] if peer else None
+            out[Path(r["artifact"]).name] = (ms, peer_ms, ms / peer_ms if peer_ms else None, str(path))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.shipped", description=__doc__.splitlines()[0])
+    ap.add_argument("--speed", nargs="*", default=[], help="benchmarks.speed result JSONs to take latency from")
+    ap.add_argument("--group", default="320x240 2T", help="which speed case to report (default '320x240 2T')")
+    args = ap.parse_args(argv)
+
     from edge_runtime.backends import open_backend
     from edge_runtime.config import RuntimeConfig
     from edge_runtime.fsutil import write_json_atomic, write_text_atomic
@@ -31,41 +70,52 @@ def main() -> int:
         print(f"error: needs {SHARED}/data/sr/eval (Set5, Set14)", file=sys.stderr)
         return 2
     import_tensorflow()
+    speeds = speed_rows(args.speed, args.group)
     sets = {name: load_image_set([str(SHARED / "data" / "sr" / "eval" / name)]) for name in ("set5", "set14")}
     rows = []
-    for scale in (2, 3, 4):
-        artifact = REPO / "edge_runtime" / "models" / f"fsrcnn_x{scale}_int8.tflite"
-        if not artifact.is_file():
+    for artifact in sorted((REPO / "edge_runtime" / "models").glob("*_int8.tflite")):
+        stem = artifact.name[: -len("_int8.tflite")]
+        keras_path = REPO / "train" / "pretrained" / f"{stem}.keras"
+        if not keras_path.is_file():
             continue
         backend = open_backend(artifact, RuntimeConfig(threads=2))
+        scale = int(backend.manifest.scale)
 
         def int8(lr, backend=backend):
             return backend.run(lr[None, :, :, None].astype(np.float32))[0, :, :, 0]
 
-        keras_path = REPO / "train" / "pretrained" / f"fsrcnn_x{scale}.keras"
-        model = load_keras_model(keras_path) if keras_path.is_file() else None
-        row = {"scale": scale, "artifact": artifact.name, "size_bytes": artifact.stat().st_size,
-               "params": int(model.count_params()) if model else None}
+        model = load_keras_model(keras_path)
+        row = {"model": stem, "scale": scale, "artifact": artifact.name, "size_bytes": artifact.stat().st_size,
+               "params": int(model.count_params()), "macs_per_lr_pixel": macs_per_lr_pixel(model)}
         for name, images in sets.items():
             q = evaluate_images(int8, images, scale)
             row[f"{name}_int8_psnr_db"], row[f"{name}_int8_ssim"] = q.psnr_db, q.ssim
-            if model is not None:
-                f = evaluate_images(keras_predictor(model), images, scale)
-                row[f"{name}_float_psnr_db"], row[f"{name}_float_ssim"] = f.psnr_db, f.ssim
+            f = evaluate_images(keras_predictor(model), images, scale)
+            row[f"{name}_float_psnr_db"], row[f"{name}_float_ssim"] = f.psnr_db, f.ssim
+        if artifact.name in speeds:
+            ms, peer_ms, ratio, src = speeds[artifact.name]
+            row.update({"latency_ms": ms, "peer_latency_ms": peer_ms, "ratio_to_peer": ratio, "speed_source": src,
+                        "speed_case": args.group})
         rows.append(row)
-        print(row, flush=True)
+        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_json_atomic(RESULTS / "shipped.json", {"date": when, "command": "python -m benchmarks.shipped", "rows": rows})
-    lines = [f"Shipped models, {when}, `python -m benchmarks.shipped` (PROTOCOL.md; int8 = the .tflite a CPU runs)",
-             "", "| scale | params | int8 file KiB | Set5 float | Set5 int8 | Set14 float | Set14 int8 |",
-             "| --- | ---: | ---: | --- | --- | --- | --- |"]
+    command = "python -m benchmarks.shipped" + (" --speed " + " ".join(args.speed) if args.speed else "")
+    write_json_atomic(RESULTS / "shipped.json", {"date": when, "command": command, "rows": rows})
+    lines = [f"Shipped models, {when}, `{command}` (PROTOCOL.md; int8 = the .tflite a CPU runs; "
+             f"latency: whole frame path, {args.group}, p50, peer = {PEER_LABEL} of the same scale in the same run)",
+             "", "| model | params | MACs / LR px | int8 KiB | Set5 float | Set5 int8 | Set14 float | Set14 int8 "
+             "| latency ms | x peer |",
+             "| --- | ---: | ---: | ---: | --- | --- | --- | --- | ---: | ---: |"]
     for r in rows:
         def cell(key, r=r):
             p, s = r.get(f"{key}_psnr_db"), r.get(f"{key}_ssim")
             return "-" if p is None else f"{p:.2f} / {s:.4f}"
 
-        lines.append(f"| x{r['scale']} | {r['params'] or '-'} | {r['size_bytes'] / 1024:.1f} | {cell('set5_float')} | "
-                     f"{cell('set5_int8')} | {cell('set14_float')} | {cell('set14_int8')} |")
+        lat = f"{r['latency_ms']:.1f}" if r.get("latency_ms") else "-"
+        ratio = f"{r['ratio_to_peer']:.2f}" if r.get("ratio_to_peer") else "-"
+        lines.append(f"| {r['model']} | {r['params']} | {r['macs_per_lr_pixel']} | {r['size_bytes'] / 1024:.1f} | "
+                     f"{cell('set5_float')} | {cell('set5_int8')} | {cell('set14_float')} | {cell('set14_int8')} | "
+                     f"{lat} | {ratio} |")
     write_text_atomic(RESULTS / "shipped.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
