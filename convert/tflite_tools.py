@@ -202,6 +202,27 @@ _BIAS_INPUT = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "TRANSPOSE_CONV": 3}
 _DATA_INPUT = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 0, "TRANSPOSE_CONV": 2}
 
 
+def _pin_residual(sg, nearest: int, display: float, quant, op_name, set_grid) -> None:
+    """Put the residual added to the nearest-neighbour branch on the display grid too.
+
+    The nearest branch is on the 8-bit grid, so with the residual on it as well the ADD is an exact integer
+    sum and the only rounding left is the residual's own, which is the display rounding of the float model's
+    output (``round(r) + n == round(r + n)`` for ``n`` on the grid). Only when the calibrated residual fits the
+    grid's int8 span (±0.5); a wider one keeps its own scale.
+    """
+    for op in sg.operators:
+        if op_name(op) != "ADD" or nearest not in [int(i) for i in op.inputs]:
+            continue
+        other = next((int(i) for i in op.inputs if int(i) != nearest), None)
+        q = quant(other) if other is not None else None
+        if q is None:
+            continue
+        lo = (-128 - int(q.zeroPoint[0])) * float(q.scale[0])
+        hi = (127 - int(q.zeroPoint[0])) * float(q.scale[0])
+        if -128 * display <= lo and hi <= 127 * display:
+            set_grid(other, display, 0)
+
+
 def pin_exact_grids(flatbuffer: bytes) -> bytes:
     """Make the lossless paths of a full-integer model lossless: the 8-bit input and the nearest-neighbour branch.
 
@@ -286,4 +307,5 @@ def pin_exact_grids(flatbuffer: bytes) -> bytes:
         if NEAREST_MARKER in tname and quant(inp) is not None and quant(out) is not None:
             set_grid(out, float(quant(inp).scale[0]), int(quant(inp).zeroPoint[0]))
             changed = True
+            _pin_residual(sg, out, display, quant, op_name, set_grid)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)) if changed else flatbuffer
