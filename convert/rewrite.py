@@ -358,7 +358,10 @@ def rewrite_upsampler(model, form: str, split_concat: bool = True, int8_split: b
     else:
         y = parts[0]
         for i, p in enumerate(parts[1:]):
-            y = keras.layers.Add(name=f"{UPSAMPLER_LAYER}_sum" + (f"_{i}" if len(parts) > 2 else ""))([y, p])
+            # The large residual term goes first into its ADD: TFLite's calibrator gives an ADD's first input
+            # the output's (image-wide) range, which would coarsen the fine-grained partial sum instead.
+            pair = [p, y] if residual and p is residual[-1] else [y, p]
+            y = keras.layers.Add(name=f"{UPSAMPLER_LAYER}_sum" + (f"_{i}" if len(parts) > 2 else ""))(pair)
     if form == "subpixel":
         y = DepthToSpace(r, name=f"{UPSAMPLER_LAYER}_d2s")(y)
     act = keras.activations.get(cfg.get("activation"))
