@@ -338,6 +338,11 @@ def worker_env(threads: int, extra: Optional[dict] = None) -> dict:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                 "NUMEXPR_NUM_THREADS"):
         env[var] = str(threads)
+    # Interleaved cases share the cores: a pool that busy-waits after its call (OpenBLAS spins ~2^28 cycles by
+    # default, OpenMP's ACTIVE policy) steals the next case's second thread, and 2-thread rows came out at
+    # 1-thread speed. Idle workers must sleep.
+    env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
