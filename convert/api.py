@@ -213,24 +213,9 @@ def _op_counts(ops: Sequence[str]) -> dict:
     return counts
 
 
-def _feature_max(model, calib_set) -> Optional[float]:
-    """The largest value the upsampler's feature input takes on the calibration samples (float model)."""
-    import keras
-
-    from train.models.base import UPSAMPLER_LAYER
-
-    from .rewrite import _input_groups
-
-    try:
-        groups = _input_groups(model, model.get_layer(UPSAMPLER_LAYER))
-    except ValueError:
-        return None
-    probe = keras.Model(model.inputs[0], groups[0])
-    return max(float(np.max(probe(x))) for x in calib_set)
-
-
-def _tflite_calib_mse(path: Path, model, calib_set) -> float:
-    """Mean squared error of a full-integer TFLite file against the float model on the calibration samples."""
+def _tflite_calib_mse(path: Path, calib_set, refs: Sequence[np.ndarray]) -> float:
+    """Mean squared error of a full-integer TFLite file against ``refs`` (the float model's clipped outputs
+    on the calibration samples)."""
     from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(model_path=str(path))
@@ -239,7 +224,7 @@ def _tflite_calib_mse(path: Path, model, calib_set) -> float:
     (s_in, z_in), (s_out, z_out) = inp["quantization"], out["quantization"]
     info = np.iinfo(inp["dtype"])
     total, n = 0.0, 0
-    for x in calib_set:
+    for x, ref in zip(calib_set, refs):
         if tuple(inp["shape"]) != tuple(x.shape):
             it.resize_tensor_input(inp["index"], list(x.shape))
             it.allocate_tensors()
@@ -247,7 +232,6 @@ def _tflite_calib_mse(path: Path, model, calib_set) -> float:
         it.set_tensor(inp["index"], np.clip(np.round(x / s_in + z_in), info.min, info.max).astype(inp["dtype"]))
         it.invoke()
         y = (it.get_tensor(out["index"]).astype(np.float64) - z_out) * s_out
-        ref = np.clip(np.asarray(model(x), np.float64), 0.0, 1.0)
         total += float(np.sum((y - ref) ** 2))
         n += y.size
     return total / max(n, 1)
@@ -256,7 +240,7 @@ def _tflite_calib_mse(path: Path, model, calib_set) -> float:
 def _stage(model, source, exporter: Exporter, config: ExportConfig, calib: Optional[_CalibProvider],
            stage_dir: Path, name: str) -> Staged:
     from .manifest import build_manifest, embedded_essentials
-    from .rewrite import rewrite_upsampler
+    from .rewrite import rewrite_upsampler, upsampler_feature_max
 
     form = config.upsampler_for(exporter)
     options = config.options_for(exporter)
@@ -279,11 +263,13 @@ def _stage(model, source, exporter: Exporter, config: ExportConfig, calib: Optio
     if int8 and exporter.runtime == "tflite" and exporter.full_integer and calib_set is not None:
         # Two int8 forms of the upsampler; which rounds less depends on the trained weights, so both are
         # built and the one closer to the float model on the calibration pictures is kept (see convert.rewrite).
-        anchored = rewrite_upsampler(model, form, nearest_anchor=True, feature_max=_feature_max(model, calib_set))
+        fmax = upsampler_feature_max(model, calib_set)
+        anchored = rewrite_upsampler(model, form, nearest_anchor=True, feature_max=fmax)
         alt_path = work / f"anchored-{name}"
         alt_job = dataclasses.replace(job, model=anchored, dest=alt_path)
         alt_result = exporter.export(alt_job)
-        err_split, err_anchor = (_tflite_calib_mse(p, model, calib_set) for p in (path, alt_path))
+        refs = [np.clip(np.asarray(model(x), np.float64), 0.0, 1.0) for x in calib_set]
+        err_split, err_anchor = (_tflite_calib_mse(p, calib_set, refs) for p in (path, alt_path))
         if err_anchor < err_split:
             os.replace(alt_path, path)
             result, rewrites = alt_result, ["nearest_anchor", "features_on_input_grid"]

@@ -28,10 +28,10 @@ neighbour + (bicubic − nearest): nearest neighbour is a copy of the 8-bit inpu
 input sits on the 1/255 grid), and the difference has weights ≤ ~0.2, no larger than the feature weights, so it
 joins the features in *one* convolution over the concat again. The features are rescaled to 0..1 (their
 calibrated maximum folded into the expand convolution and back into the upsampler) so the concat's one int8
-grid is the input's, and the remainder's output is put on the display grid
-(1/255) so the final ADD is an exact integer sum: its one rounding is the display's. ``convert.api`` builds both forms and keeps the one closer to the float model on the
-calibration pictures: the anchor wins for the FSRCNN x2 (int8 loss 0.23 -> 0.14 dB), the split for FSRCNN-s and the
-Edge TPU files.
+grid is the input's, and the remainder's output is put on the display grid (1/255) so the final ADD is an exact
+integer sum whose one rounding is the display's. ``convert.api`` builds both forms and keeps the one closer to
+the float model on the calibration pictures: on the first-session models the anchor won for FSRCNN x2 (int8
+loss 0.23 -> 0.14 dB) and the split for FSRCNN-s; which wins depends on the trained weights.
 """
 
 from __future__ import annotations
@@ -221,6 +221,16 @@ def _rescaled_features(tensor, factor: float):
     if act.get_weights():
         new_act.set_weights(act.get_weights())
     return y
+
+
+def upsampler_feature_max(model, samples) -> float | None:
+    """The largest value the upsampler's feature input takes on ``samples`` (float model), for ``_anchored``."""
+    try:
+        groups = _input_groups(model, model.get_layer(UPSAMPLER_LAYER))
+    except ValueError:
+        return None
+    probe = keras.Model(model.inputs[0], groups[0])
+    return max(float(np.max(probe(x))) for x in samples)
 
 
 def _anchored(model, up, form: str, r: int, feature_max: float | None):

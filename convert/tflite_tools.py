@@ -114,19 +114,26 @@ def _name(n) -> str:
     return n.decode() if isinstance(n, bytes) else str(n)
 
 
-def op_names(flatbuffer: bytes) -> list[str]:
-    """Builtin op names of every operator of the main subgraph, in execution order."""
+def _op_namer(model):
+    """``op -> name`` for the operators of a parsed flatbuffer ``model`` (builtin name, custom code or OP_n)."""
     from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
 
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
     codes = []
     for oc in model.operatorCodes:
         # Codes < 127 live in the deprecated int8 field (schema v3a); take the larger of the two.
         code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
         codes.append(names.get(code, oc.customCode.decode() if oc.customCode else f"OP_{code}"))
-    return [codes[op.opcodeIndex] for op in model.subgraphs[0].operators]
+    return lambda op: codes[op.opcodeIndex]
+
+
+def op_names(flatbuffer: bytes) -> list[str]:
+    """Builtin op names of every operator of the main subgraph, in execution order."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    op_name = _op_namer(model)
+    return [op_name(op) for op in model.subgraphs[0].operators]
 
 
 def tensor_specs(flatbuffer: bytes) -> tuple[TensorSpec, TensorSpec]:
@@ -171,7 +178,7 @@ def pin_output_range(flatbuffer: bytes, lo: float = 0.0, hi: float = 1.0) -> byt
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
     sg = model.subgraphs[0]
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    op_name = _op_namer(model)
     producer = {int(o): op for op in sg.operators for o in op.outputs}
     types = {schema.TensorType.INT8: -128, schema.TensorType.UINT8: 0}
     chain, t = [], int(sg.outputs[0])
@@ -182,8 +189,7 @@ def pin_output_range(flatbuffer: bytes, lo: float = 0.0, hi: float = 1.0) -> byt
         op = producer.get(t)
         if op is None:
             return flatbuffer
-        oc = model.operatorCodes[op.opcodeIndex]
-        if names.get(max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))) not in _PASS_THROUGH:
+        if op_name(op) not in _PASS_THROUGH:
             break
         t = int(op.inputs[0])
     scale = (hi - lo) / 255.0
@@ -238,11 +244,7 @@ def pin_exact_grids(flatbuffer: bytes) -> bytes:
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
     sg = model.subgraphs[0]
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-
-    def op_name(op) -> str:
-        oc = model.operatorCodes[op.opcodeIndex]
-        return names.get(max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode)), "?")
+    op_name = _op_namer(model)
 
     def quant(t: int):
         q = sg.tensors[t].quantization

@@ -134,7 +134,7 @@ class Enhancer:
         With uint8 input and output tensors the whole frame can stay in bytes: studio-range luma (a byte)
         maps to the input tensor's byte and the output tensor's byte maps back to luma, each through a
         256-entry table built from the manifest's quantization. Colour conversion and the chroma resize then
-        run on uint8 planes instead of float32 (~6 ms -> ~1 ms per 320x240 frame on a 2-core x86).
+        run on uint8 planes instead of float32 (README: ~4.5 ms -> ~0.7 ms per 320x240 frame here).
         """
         spec_in, spec_out = self.manifest.input, self.manifest.output
         if spec_in.dtype != "uint8" or spec_out.dtype != "uint8" or spec_in.quantization is None \
@@ -148,6 +148,7 @@ class Enhancer:
         return np.clip(q_in, 0, 255).astype(np.uint8), np.clip(y_out, 0, 255).astype(np.uint8)
 
     def _tiles_for(self, h: int, w: int) -> bool:
+        """Whether an (h, w) luma plane goes through the model in tiles rather than whole."""
         th, tw = self.tile
         if th is None and tw is None:
             return h * w > MAX_WHOLE_FRAME_PIXELS
@@ -178,11 +179,9 @@ class Enhancer:
     def upscale_y(self, y: np.ndarray) -> np.ndarray:
         """Model-space luma (H, W) float32 → (H·s, W·s) float32, tiling when the artifact needs it."""
         h, w = y.shape
-        th, tw = self.tile
-        if th is None and tw is None and h * w > MAX_WHOLE_FRAME_PIXELS:
-            th, tw = AUTO_TILE
-        if (th is None or th == h) and (tw is None or tw == w):
+        if not self._tiles_for(h, w):
             return self.backend.run(np.ascontiguousarray(y, dtype=np.float32)[None, :, :, None])[0, :, :, 0]
+        th, tw = self.tile if self.tile != (None, None) else AUTO_TILE
         th, tw = th or h, tw or w
         # Frames smaller than a tile are padded up to it (only the border pixels see the padding).
         ph, pw = max(h, th), max(w, tw)
