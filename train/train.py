@@ -212,6 +212,11 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict:
             prev = TrainConfig.from_dict(json.loads(stored_cfg.read_text()))
             if prev.model != cfg.model:
                 raise UserError(f"--resume: '{out}' trains {prev.model}, not {cfg.model}")
+    if state and _progress(cfg, int(state["step"]), float(state["elapsed_s"])) >= 1.0 \
+            and (out / "report.json").is_file() and (out / "model.keras").is_file():
+        # Already finished within this budget (e.g. `make models` run again): nothing to train, and its
+        # model and report stay as they are rather than being rewritten by an empty session.
+        return json.loads((out / "report.json").read_text())
     if cfg.init and not state and not Path(cfg.init).is_file():
         raise UserError(f"--init: no model file '{cfg.init}'; give a .keras model written by 'deconv-edge train'")
     images = load_image_set(cfg.data)

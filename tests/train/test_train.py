@@ -57,6 +57,15 @@ def test_resume_continues_and_refuses_to_clobber(tmp_path):
         train(_cfg(tmp_path, steps=60, model=ModelConfig(name="fsrcnn", scale=2)), resume=True, quiet=True)
 
 
+def test_resuming_a_finished_run_keeps_it(tmp_path):
+    first = train(_cfg(tmp_path, steps=20), quiet=True)
+    model = tmp_path / "run" / "model.keras"
+    before = (model.stat().st_mtime_ns, (tmp_path / "run" / "report.json").read_text())
+    again = train(_cfg(tmp_path, steps=20), resume=True, quiet=True)
+    assert again == json.loads(json.dumps(first))
+    assert (model.stat().st_mtime_ns, (tmp_path / "run" / "report.json").read_text()) == before
+
+
 def test_init_fine_tunes_from_a_trained_model(tmp_path):
     first = train(_cfg(tmp_path, steps=30), quiet=True)
     init = first["model_path"]
