@@ -4,8 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Reinstall when the dependency list changes.
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# `make demo` sets up what a device has: the runtime alone (numpy, OpenCV, LiteRT), no TensorFlow.
+DEMO_VENV  ?= .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-# Shipped models (`make models`): data from ../shared, training resumes across sittings. Two stages per
+# The FSRCNN models shipped today (`make models-fsrcnn`): data from ../shared, resumable. Two stages per
 # scale: train from scratch (runs/models/), then fine-tune from that model with a new schedule (runs/ft/),
 # where x3/x4 get an upsampler that holds bicubic whole (11 and 16 taps; the weights carry over exactly).
 SHARED           ?= ../shared
@@ -28,13 +31,27 @@ TRAIN_DATA       = --data $(SHARED)/data/sr/train/t91 --data $(SHARED)/data/sr/t
                    --val $(SHARED)/data/sr/eval/set5
 CONVERT_ARGS     = --calib $(SHARED)/data/sr/train/t91 --eval $(SHARED)/data/sr/eval/set5
 
-.PHONY: help setup demo test lint models models-fast clean
+# The training campaign (train/campaign.py): each run's whole state is committed in train/campaign/<run>/, and
+# every `make models` is one more sitting of it, resumed where the last one stopped (on any machine).
+SITTING_MINUTES  ?= 150
+CAMPAIGN_RUNS    ?= sesr_x2 sesr_x3 sesr_x4 sesr-s_x2
+CAMPAIGN_FORMATS ?= tflite-int8,tflite-fp32,edgetpu,onnx-fp32,onnx-int8
+# The shipped denoiser: the campaign's rednet_denoise run, gated on Set12 (grey, AWGN sigma 25).
+DENOISE_FORMATS  ?= tflite-int8,edgetpu,onnx-fp32
+DENOISE_CONVERT_ARGS = --calib $(SHARED)/data/sr/train/t91 --eval $(SHARED)/data/denoise/eval/set12
+
+.PHONY: help setup demo test test-aarch64 test-stacks lint wheel models models-denoise models-fsrcnn models-fast clean
 
 help:
-	@echo "make demo   - set up .venv and run the main job on the shipped default model"
+	@echo "make demo   - set up a runtime-only .venv-demo (no TensorFlow) and run the main job on the default model"
+	@echo "make wheel  - build dist/deconv_edge-*.whl (installs on a device with no checkout)"
 	@echo "make test   - set up .venv and run the test suite"
+	@echo "make test-aarch64 - the runtime tests, an offline deploy and a smoke on an emulated Raspberry Pi OS (qemu)"
+	@echo "make test-stacks  - runtime tests and smoke on the legacy stack, pyenv 3.8/3.9/3.10, Debian's python3.11"
 	@echo "make lint   - ruff"
-	@echo "make models - retrain and reconvert the shipped x2/x3/x4 models from ../shared (resumable)"
+	@echo "make models - one sitting of the training campaign (resumes train/campaign/), then convert its models"
+	@echo "make models-denoise - one sitting of the denoiser's campaign run, converted and copied to edge_runtime/models"
+	@echo "make models-fsrcnn - retrain and reconvert the shipped FSRCNN x2/x3/x4 models from ../shared (resumable)"
 	@echo "make models-fast - the same for the fast x2 model (FSRCNN-s)"
 
 $(STAMP): pyproject.toml
@@ -45,24 +62,66 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+$(DEMO_STAMP): pyproject.toml
+	test -x $(DEMO_VENV)/bin/python || $(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[edge]'
+	rm -f $(DEMO_VENV)/.installed-*
+	touch $@
+
 # The main job: the live-camera loop on the built-in moving scene with the shipped default x2 model.
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	mkdir -p demo-out
-	$(BIN)/deconv-edge doctor
-	$(BIN)/deconv-edge camera --source demo:// --sink demo-out/camera_x2.mp4 --max-frames 300 \
+	$(DEMO_VENV)/bin/deconv-edge doctor
+	$(DEMO_VENV)/bin/deconv-edge camera --source demo:// --sink demo-out/camera_x2.mp4 --max-frames 300 \
 		--stats-json demo-out/camera-stats.json
-	@echo "wrote demo-out/camera_x2.mp4 and demo-out/camera-stats.json"
+	# Denoising: the scene with sigma 25 noise, noisy | denoised side by side.
+	$(DEMO_VENV)/bin/deconv-edge camera --source 'demo://?noise=25' --task denoise --compare \
+		--sink demo-out/camera_denoise.mp4 --max-frames 150 --stats-json demo-out/camera-denoise-stats.json
+	@echo "wrote demo-out/camera_x2.mp4, demo-out/camera_denoise.mp4 and their stats"
 
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
 	# The runtime tests again, in a device-like venv where `import tensorflow` fails.
 	bash tests/runtime_only.sh
 
+# Emulated Raspberry Pi OS Bookworm (aarch64 Debian userland + qemu-user 10), downloads cached in
+# ~/.cache/deconv-edge/aarch64 (see tests/aarch64/run.sh).
+test-aarch64: $(STAMP)
+	HOST_PYTHON=$(BIN)/python bash tests/aarch64/run.sh
+
+test-stacks:
+	bash tests/stacks.sh
+
+# A wheel of this checkout (shipped models included) for devices: pip install 'dist/deconv_edge-*.whl[edge]'.
+wheel:
+	$(PYTHON) -m edge_runtime.ship.wheelhouse dist
+
 lint: $(STAMP)
-	$(BIN)/ruff check train convert edge_runtime tests benchmarks
+	$(BIN)/ruff check core train convert edge_runtime tests benchmarks
 
 models: $(STAMP)
 	@test -d $(SHARED)/data/sr/train/t91 || { echo "error: make models needs $(SHARED)/data/sr (set SHARED=DIR)" >&2; exit 2; }
+	$(BIN)/deconv-edge campaign --shared $(SHARED) --sitting-minutes $(SITTING_MINUTES) --quiet
+	$(BIN)/deconv-edge campaign --status
+	set -e; mkdir -p runs/campaign; for r in $(CAMPAIGN_RUNS); do \
+	  test -f train/campaign/$$r/model.keras || continue; \
+	  cp train/campaign/$$r/model.keras runs/campaign/$$r.keras; \
+	  $(BIN)/deconv-edge convert runs/campaign/$$r.keras --formats $(CAMPAIGN_FORMATS) $(CONVERT_ARGS) \
+	    --out runs/campaign/$$r-artifacts; \
+	done
+	@echo "campaign models converted in runs/campaign/*-artifacts (copy to edge_runtime/models to ship)"
+
+models-denoise: $(STAMP)
+	@test -d $(SHARED)/data/sr/train/t91 || { echo "error: make models-denoise needs $(SHARED)/data (set SHARED=DIR)" >&2; exit 2; }
+	$(BIN)/deconv-edge campaign --shared $(SHARED) --sitting-minutes $(SITTING_MINUTES) --runs rednet_denoise --quiet
+	set -e; mkdir -p runs/campaign; cp train/campaign/rednet_denoise/model.keras runs/campaign/rednet_x1.keras; \
+	  $(BIN)/deconv-edge convert runs/campaign/rednet_x1.keras --formats $(DENOISE_FORMATS) $(DENOISE_CONVERT_ARGS) \
+	    --out runs/campaign/rednet_x1-artifacts; \
+	  cp runs/campaign/rednet_x1-artifacts/rednet_x1_* edge_runtime/models/
+	@echo "shipped: edge_runtime/models/rednet_x1_* ('deconv-edge models' lists them)"
+
+models-fsrcnn: $(STAMP)
+	@test -d $(SHARED)/data/sr/train/t91 || { echo "error: make models-fsrcnn needs $(SHARED)/data/sr (set SHARED=DIR)" >&2; exit 2; }
 	set -e; for s in $(SCALES); do \
 	  run=runs/models/fsrcnn_x$$s; ft=runs/ft/fsrcnn_x$$s; \
 	  case $$s in 2) k=$(FINETUNE_KERNEL_2); lr=$(FINETUNE_LR_2); m=$(FINETUNE_MINUTES_2);; \
@@ -96,4 +155,4 @@ models-fast: $(STAMP)
 	cp runs/ft/fsrcnn-s_x2/artifacts/report.md edge_runtime/models/fsrcnn-s_x2_report.md
 
 clean:
-	rm -rf $(VENV) .venv-runtime .venv-peer demo-out .pytest_cache
+	rm -rf $(VENV) .venv-runtime .venv-peer .venv-stack-* .aarch64 $(DEMO_VENV) demo-out dist .pytest_cache

@@ -40,6 +40,14 @@ def command_line() -> str:
     return " ".join([prog, *map(shlex.quote, sys.argv[1:])])
 
 
+def run_id() -> str:
+    """The run a result belongs to: ``BENCH_RUN_ID`` (``run_all.sh`` sets one for all its steps), else a new
+    one. Tables are only combined from results of one run (:mod:`benchmarks.report` checks it)."""
+    from datetime import datetime, timezone
+
+    return os.environ.get("BENCH_RUN_ID") or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}"
+
+
 def rel(path) -> str:
     """``path`` relative to the checkout when inside it (results stay the same from any clone)."""
     p = Path(path).resolve()
@@ -93,8 +101,8 @@ def find_artifacts(paths: Sequence[str | Path], scale: Optional[int] = None) -> 
 
     Rejected files (``*.rejected.*``) and folders' ``report.json`` are skipped; the first of duplicates wins.
     """
-    from edge_runtime.errors import UserError
-    from edge_runtime.manifest import load_manifest
+    from deconv_edge_core.errors import UserError
+    from deconv_edge_core.manifest import load_manifest
 
     found: dict = {}
     for given in paths:

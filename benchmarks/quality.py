@@ -3,7 +3,7 @@
 Rows: each of our artifacts (run through its runtime backend and the Enhancer's tiling, exactly as on a
 device), bicubic, the peer's FSRCNN, FSRCNN-small and ESPCN (OpenCV ``dnn_superres`` in ``.venv-peer``, out of
 process), and the published FSRCNN numbers from PROTOCOL.md as reference rows. Every model is scored by the
-same code (``train.evaluate.evaluate_images``). Bicubic and the peer are checked against the values
+same code (``deconv_edge_train.evaluate.evaluate_images``). Bicubic and the peer are checked against the values
 PROTOCOL.md measured; a difference over 0.05 dB is flagged.
 
 Writes ``benchmarks/results/quality.json``.
@@ -34,10 +34,11 @@ from .common import (
     peer_env,
     peer_models,
     rel,
+    run_id,
     say,
 )
 
-SCHEMA = "deconv-edge-quality/1"
+SCHEMA = "deconv-edge-quality/2"
 #: Our measurement of bicubic/peer may differ from PROTOCOL.md's by this much before it is flagged.
 CHECK_TOLERANCE_DB = 0.05
 SCALES = (2, 3, 4)
@@ -74,8 +75,8 @@ def parse_protocol(text: str) -> dict:
 # ---- predictors -------------------------------------------------------------------------------------------
 def artifact_predictor(path: Path, threads: int):
     """LR luma 0..1 → HR luma 0..1 through the artifact's backend (tiled when its input shape is fixed)."""
-    from edge_runtime.config import RuntimeConfig
-    from edge_runtime.enhance import Enhancer
+    from edge_runtime.inference.config import RuntimeConfig
+    from edge_runtime.inference.enhance import Enhancer
 
     enhancer = Enhancer(path, RuntimeConfig(threads=threads))
     lo, hi = enhancer.manifest.value_range
@@ -120,14 +121,14 @@ def peer_predictor(python: Path, model: Path, algo: str, scale: int, lrs: list, 
 
 def lr_images(images: list, scale: int) -> list:
     """The LR luma (0..1) ``evaluate_images`` derives from each ground-truth picture."""
-    from train.protocol import degrade, modcrop, rgb_to_y
+    from deconv_edge_train.protocol import degrade, modcrop, rgb_to_y
 
     return [degrade(rgb_to_y(modcrop(img.rgb, scale)), scale) / 255.0 for img in images]
 
 
 # ---- main -------------------------------------------------------------------------------------------------
 def _score(predict, sets: dict, scale: int, name: str) -> dict:
-    from train.evaluate import evaluate_images
+    from deconv_edge_train.evaluate import evaluate_images
 
     out = {}
     for set_name, images in sets.items():
@@ -141,7 +142,7 @@ def _fmt_scores(scores: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from edge_runtime.bench import usable_cores
+    from edge_runtime.machine import usable_cores
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n\n")[0])
     p.add_argument("--artifacts", nargs="*", default=None,
@@ -152,8 +153,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(RESULTS_DIR / "quality.json"))
     args = p.parse_args(argv)
 
-    from edge_runtime.fsutil import write_json_atomic
-    from train.data import load_image_set
+    from deconv_edge_core.fsutil import sha256_file, write_json_atomic
+    from deconv_edge_train.data import load_image_set
 
     missing = [f"{k} ({v})" for k, v in EVAL_SETS.items() if not v.is_dir()]
     if missing:
@@ -173,9 +174,10 @@ def main(argv=None) -> int:
         scores = _score(artifact_predictor(a.path, args.threads), sets, scale, a.label)
         say(f"  {_fmt_scores(scores)}")
         rows.append({"key": a.key, "name": a.label, "kind": "ours", "format": a.format, "upsampler": a.upsampler,
-                     "status": a.status, "artifact": rel(a.path), "size_bytes": a.size_bytes, **scores})
+                     "status": a.status, "artifact": rel(a.path), "artifact_sha256": sha256_file(a.path),
+                     "size_bytes": a.size_bytes, **scores})
 
-    from train.evaluate import bicubic_predictor
+    from deconv_edge_train.evaluate import bicubic_predictor
 
     say("quality: bicubic")
     scores = _score(bicubic_predictor(scale), sets, scale, "bicubic")
@@ -223,7 +225,7 @@ def main(argv=None) -> int:
         if not c["ok"]:
             notes.append(f"{c['row']} on {c['set']}: measured {c['measured_db']:.2f} dB, PROTOCOL.md says "
                          f"{c['protocol_db']:.2f} dB")
-    result = {"schema": SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    result = {"schema": SCHEMA, "run_id": run_id(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "command": command_line(), "scale": scale, "protocol": "../shared/PROTOCOL.md",
               "sets": {k: len(v) for k, v in sets.items()}, "peer": peer_status, "rows": rows, "checks": checks,
               "notes": notes, "wall_s": time.perf_counter() - t0}

@@ -1,8 +1,10 @@
-"""``python -m benchmarks.report``: the README's quality and speed tables and the PSNR-vs-latency plot.
+"""``python -m benchmarks.report``: the README's benchmark tables and the PSNR-vs-latency plot, from one run.
 
-Reads ``benchmarks/results/quality.json`` and ``speed.json`` (either may be missing: its section says so) and
-writes ``benchmarks/results/summary.md`` (date, machine and command included) and
-``benchmarks/results/psnr_vs_latency.png``.
+Reads ``benchmarks/results/``: ``quality.json`` and ``speed.json`` (x2, every format and upsampler form),
+``speed_shipped_x{2,3,4}.json`` and ``quality_shipped_x{3,4}.json`` (the shipped models) and
+``upsampler_forms.json``, where present. Every file must carry the same ``run_id`` (``run_all.sh`` gives all
+its steps one): results of two runs are never put into one table, and a file from another run is an error.
+Writes ``benchmarks/results/summary.md`` and ``psnr_vs_latency.png``.
 """
 
 from __future__ import annotations
@@ -13,12 +15,42 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from deconv_edge_core.text import markdown_table
+
 from .common import RESULTS_DIR, read_json, say
 
 #: The speed column the plot and the "x peer" ratio use: 320x240 frames, one thread.
 PLOT_GROUP = "320x240 1T"
-#: The peer row the speed ratios are taken against.
-PEER_REFERENCE = "peer:FSRCNN:x2"
+#: The peer row the speed ratios are taken against (OpenCV's FSRCNN runs in fp32).
+PEER_REFERENCE = "peer:FSRCNN:x{scale}"
+PEER_NAME = "OpenCV FSRCNN (fp32)"
+#: Optional result files, in the order the summary shows them.
+FILES = ("quality.json", "speed.json", "speed_shipped_x2.json", "speed_shipped_x3.json", "speed_shipped_x4.json",
+         "quality_shipped_x3.json", "quality_shipped_x4.json", "upsampler_forms.json")
+
+
+class MixedRunsError(ValueError):
+    """Result files from different runs (or from before runs were named)."""
+
+
+def same_run(results: dict) -> str:
+    """The one ``run_id`` shared by every loaded result file.
+
+    Raises:
+        MixedRunsError: a file has no run id or another run's.
+    """
+    ids = {name: d.get("run_id") for name, d in results.items()}
+    if None in ids.values() or len(set(ids.values())) != 1:
+        raise MixedRunsError("the result files are not from one run (" + ", ".join(f"{k}: {v}" for k, v in ids.items())
+                             + "); rerun benchmarks/run_all.sh, which gives all of them one run id")
+    return next(iter(ids.values()))
+
+
+def same_files(q: dict, s: dict) -> list:
+    """Keys whose artifact differs (sha256) between a quality and a speed file: their PSNR is not that file's."""
+    qs = {r["key"]: r.get("artifact_sha256") for r in q["rows"] if r.get("artifact_sha256")}
+    return sorted({r["key"] for r in s["rows"] if r.get("artifact_sha256") and qs.get(r["key"]) not in
+                   (None, r["artifact_sha256"])})
 
 
 def _f(v, digits: int = 2, suffix: str = "") -> str:
@@ -26,9 +58,7 @@ def _f(v, digits: int = 2, suffix: str = "") -> str:
 
 
 def _md(rows: list) -> str:
-    out = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(rows[0]))) + "|"]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows[1:]]
-    return "\n".join(out)
+    return markdown_table(rows, numbers_right_from=1)
 
 
 def quality_table(q: dict) -> str:
@@ -49,168 +79,173 @@ def speed_groups(s: dict) -> list:
     return out
 
 
-def speed_table(s: dict, psnr: dict) -> str:
-    """One row per case: Set5 PSNR, frame-path p50 per group, MACs, share of GEMM, ratio to the peer."""
-    groups = speed_groups(s)
-    by_key: dict = {}
+def _by_key(s: dict) -> dict:
+    out: dict = {}
     for r in s["rows"]:
-        by_key.setdefault(r["key"], {})[r["group"]] = r
-    ref = by_key.get(PEER_REFERENCE, {}).get(PLOT_GROUP)
-    ref_ms = ref["frame"]["p50_ms"] if ref and ref.get("frame") else None
-    header = ["model", "Set5 dB"] + [f"{g} ms" for g in groups] + ["MMAC/frame (320x240)", "MAC/s ÷ GEMM (1T)",
-                                                                    f"x OpenCV FSRCNN ({PLOT_GROUP})"]
+        out.setdefault(r["key"], {})[r["group"]] = r
+    return out
+
+
+def _frame_ms(r: Optional[dict]) -> Optional[float]:
+    return r["frame"]["p50_ms"] if r and not r.get("error") and r.get("frame") else None
+
+
+def speed_table(s: dict, psnr: dict) -> str:
+    """One row per model: precision, Set5 PSNR, frame-path p50 per group, MACs, share of its precision's limit,
+    ratio to the peer (whose precision is fp32: the column says so)."""
+    groups = speed_groups(s)
+    by_key = _by_key(s)
+    ref = PEER_REFERENCE.format(scale=s.get("scale", 2))
+    ref_ms = _frame_ms(by_key.get(ref, {}).get(PLOT_GROUP))
+    header = (["model", "precision", "Set5 dB"] + [f"{g} ms" for g in groups]
+              + ["MMAC/frame (320x240)", f"MAC/s, % of own-precision limit ({PLOT_GROUP})",
+                 f"÷ {PEER_NAME}, {PLOT_GROUP}"])
     rows = [header]
     for key, per_group in by_key.items():
-        if key == "gemm":
-            continue
         any_row = next(iter(per_group.values()))
-        cells = [any_row["label"], _f(psnr.get(key))]
+        if key.startswith("ref:"):
+            continue
+        cells = [any_row["label"], any_row.get("precision") or "-", _f(psnr.get(key))]
         for g in groups:
             r = per_group.get(g)
-            if r is None or r.get("error"):
-                cells.append("error" if r else "-")
-            else:
-                fps = r["frame"]["fps"] if r.get("frame") else None
-                cells.append(f"{_f(r['frame']['p50_ms'])} ({_f(fps, 0)} fps)" if r.get("frame") else "-")
+            ms = _frame_ms(r)
+            cells.append("error" if r and r.get("error") else (f"{_f(ms)} ({_f(r['frame']['fps'], 0)} fps)"
+                                                               if ms else "-"))
         first = per_group.get(PLOT_GROUP) or any_row
         cells.append(_f(first["macs_per_frame"] / 1e6, 0) if first.get("macs_per_frame") else "-")
-        cells.append(_f(100 * first["fraction_of_gemm"], 1, " %") if first.get("fraction_of_gemm") else "-")
-        mine = first["frame"]["p50_ms"] if first.get("frame") and not first.get("error") else None
+        frac = first.get("fraction_of_limit")
+        cells.append(f"{_f(100 * frac, 1)} % of {first.get('precision')}" if frac else "-")
+        mine = _frame_ms(first)
         ratio = mine / ref_ms if mine and ref_ms else None
-        cells.append("<0.01" if ratio is not None and ratio < 0.01 else _f(ratio, 2))
+        cells.append("<0.01" if ratio is not None and ratio < 0.01 else
+                     (f"{_f(ratio, 2)} ({first.get('precision')} vs fp32)" if ratio is not None else "-"))
         rows.append(cells)
-    gemm = by_key.get("gemm", {})
-    if gemm:
-        rows.append([next(iter(gemm.values()))["label"] + " (GMAC/s)", "-"]
-                    + [_f(gemm[g]["model_gmacs_per_s"], 1) if g in gemm and gemm[g].get("model_gmacs_per_s") else "-"
-                       for g in groups] + ["-", "100 %", "-"])
     return _md(rows)
 
 
-def plot(q: Optional[dict], s: Optional[dict], path: Path) -> bool:
-    """PSNR on Set5 against frame-path latency (320x240, 1 thread), ours and the peer; False if no data."""
-    if not q or not s:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    psnr = {r["key"]: (r.get("set5") or {}).get("psnr_db") for r in q["rows"]}
-    points = []
-    for r in s["rows"]:
-        if r["group"] != PLOT_GROUP or r.get("error") or not r.get("frame") or psnr.get(r["key"]) is None:
-            continue
-        points.append((r["key"], r["label"], r["frame"]["p50_ms"], psnr[r["key"]]))
-    models = [p for p in points if not p[0].startswith("bicubic")]
-    if not models:
-        return False
-    fig, ax = plt.subplots(figsize=(10, 6), dpi=120)
-    # Ours: colour = upsampler form, marker = format; the peer: orange squares, named on the plot.
-    form_colors = {"deconv": "tab:blue", "subpixel": "tab:purple"}
-    format_markers = {"tflite-fp32": "o", "tflite-fp16": "D", "tflite-dynamic": "h", "tflite-int8": "v",
-                      "edgetpu": "*", "onnx-fp32": "s", "onnx-fp16": "d", "onnx-int8": "P"}
-    for key, label, ms, db in models:
-        if key.startswith("ours:"):
-            _, fmt, form, _ = key.split(":")
-            ax.scatter([ms], [db], c=form_colors.get(form, "k"), marker=format_markers.get(fmt, "x"), s=55,
-                       label=f"ours: {label}", zorder=3, edgecolors="white", linewidths=0.5)
-        else:
-            ax.scatter([ms], [db], c="tab:orange", marker="s", s=60, label=label, zorder=3)
-            ax.annotate(label.replace(" (peer)", ""), (ms, db), textcoords="offset points", xytext=(6, -10),
-                        fontsize=8, color="tab:orange")
-    ax.set_xscale("log")
-    lo, hi = min(p[2] for p in models), max(p[2] for p in models)
-    ax.set_xlim(lo / 1.6, hi * 1.6)
-    # Reference lines: x in axes coordinates, y in data, so each label sits on its line whatever the scale.
-    for r in q["rows"]:
-        if r["kind"] == "published" and (r.get("set5") or {}).get("psnr_db"):
-            ax.axhline(r["set5"]["psnr_db"], color="tab:green", ls="--", lw=1)
-            ax.text(0.01, r["set5"]["psnr_db"], f"{r['name']} (float; latency not measured)", va="bottom",
-                    fontsize=8, color="tab:green", transform=ax.get_yaxis_transform())
-    for key, _label, ms, db in points:
-        if key.startswith("bicubic"):
-            ax.axhline(db, color="tab:gray", ls=":", lw=1)
-            ax.text(0.01, db, f"bicubic ({ms:.2g} ms)", va="bottom", fontsize=8, color="tab:gray",
-                    transform=ax.get_yaxis_transform())
-    ax.set_xlabel(f"whole-frame latency, p50 ms (x2, {PLOT_GROUP.replace('T', ' thread')}, BGR in and out)")
-    ax.set_ylabel("Set5 x2 Y-PSNR (dB)")
-    ax.set_title("Quality vs. speed: deconv-edge artifacts and the OpenCV peer\n"
-                 f"{s['device_short'][:90]}, {s['created'][:10]}", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return True
+def reference_table(s: dict) -> str:
+    """GMAC/s each reference reached per group: the limits the '% of limit' column divides by."""
+    groups = speed_groups(s)
+    rows = [["reference (precision)"] + [f"{g} GMAC/s" for g in groups]]
+    for key, per_group in _by_key(s).items():
+        if key.startswith("ref:"):
+            any_row = next(iter(per_group.values()))
+            rows.append([f"{any_row['label']} ({any_row.get('precision')})"]
+                        + [_f((per_group.get(g) or {}).get("model_gmacs_per_s"), 1) for g in groups])
+    return _md(rows)
 
 
-def summary(q: Optional[dict], s: Optional[dict], command: str, plot_name: Optional[str]) -> str:
-    lines = ["# Benchmark results", ""]
-    when = [d["created"] for d in (q, s) if d]
-    lines.append(f"- date: {', '.join(sorted(set(when))) or 'not run'}")
-    if s:
-        d = s["device"]
-        versions = ", ".join(f"{k} {v}" for k, v in d["versions"].items())
-        lines.append(f"- machine: {s['device_short']}; governor {d['governor'] or 'unknown'}; "
-                     f"load average {_f(d.get('load_avg_1m'), 1)} at start; Python {d['python']}; {versions}")
-    lines.append(f"- command: `{command}`")
+def peer_table(s: dict) -> str:
+    """Ours against the peer per group: our fastest int8 file (what a user picks between) and our fastest
+    fp32 file (the same precision as the peer's fp32), each named."""
+    groups = speed_groups(s)
+    by_key = _by_key(s)
+    ref = by_key.get(PEER_REFERENCE.format(scale=s.get("scale", 2)), {})
+    rows = [["comparison"] + groups]
+    for precision, what in (("int8", "ours int8 ÷ peer fp32 (what a user picks between)"),
+                            ("fp32", "ours fp32 ÷ peer fp32 (same precision)")):
+        cells = [what]
+        for g in groups:
+            mine = [r for key, pg in by_key.items() if key.startswith("ours:") for r in [pg.get(g)]
+                    if r and r.get("precision") == precision and _frame_ms(r)]
+            peer = _frame_ms(ref.get(g))
+            if not mine or not peer:
+                cells.append("-")
+                continue
+            best = min(mine, key=_frame_ms)
+            cells.append(f"{_frame_ms(best):.2f} / {peer:.2f} = {_frame_ms(best) / peer:.2f}x ({best['label']})")
+        rows.append(cells)
+    return _md(rows)
+
+
+def machine_lines(s: dict) -> list:
+    d = s["device"]
+    load = d.get("load_avg_1m")
+    lines = [f"- machine: {s.get('device_short') or s.get('cpu_kind')}; governor {d.get('governor') or 'unknown'}; "
+             f"Python {d.get('python')}; " + ", ".join(f"{k} {v}" for k, v in (d.get("versions") or {}).items())]
+    if load is not None and load > 0.5 * (d.get("cores_usable") or 1):
+        lines.append(f"- the machine was loaded (load average {load:.1f} on {d.get('cores_usable')} cores at the "
+                     "start): absolute times are pessimistic and noisy; the ratios between cases, which ran "
+                     "interleaved, are the comparable figures")
+    return lines
+
+
+def summary(res: dict, run: str, command: str, plot_name: Optional[str]) -> str:
+    q, s = res.get("quality.json"), res.get("speed.json")
+    lines = ["# Benchmark results", "", f"- run: `{run}`, command `{command}`"]
+    lines += [f"- {name}: `{d['command']}` at {d['created']}" for name, d in res.items()]
+    any_speed = s or next((d for n, d in res.items() if n.startswith("speed")), None)
+    if any_speed:
+        lines += machine_lines(any_speed)
+        lines.append(f"- CPU kind (every speed figure holds for it): {any_speed.get('cpu_kind')}")
     if q:
-        lines.append(f"- quality: `{q['command']}`; speed: `{s['command']}`" if s else f"- quality: `{q['command']}`")
-    lines += ["", "## Quality (x2, Y-PSNR / SSIM per `../shared/PROTOCOL.md`)", ""]
-    if q:
-        lines.append(quality_table(q))
-        peer = q.get("peer", {})
-        if not peer.get("used"):
-            lines += ["", f"The peer's rows are missing: {peer.get('problem')}."]
+        lines += ["", f"## Quality (x{q['scale']}, Y-PSNR / SSIM per `../shared/PROTOCOL.md`)", "", quality_table(q)]
+        if not q.get("peer", {}).get("used"):
+            lines += ["", f"The peer's rows are missing: {q['peer'].get('problem')}."]
         bad = [c for c in q.get("checks", []) if not c["ok"]]
         lines += ["", "Bicubic and the peer match the values PROTOCOL.md measured (within 0.05 dB)." if not bad else
                   "Differences from PROTOCOL.md: " + "; ".join(f"{c['row']} {c['set']} {c['diff_db']:+.2f} dB"
                                                               for c in bad)]
-        if any(r.get("status") == "failed" for r in q["rows"]):
-            lines += ["", "[gate failed] = the artifact's manifest says it failed convert's accuracy gate."]
-    else:
-        lines.append("Not run (`python -m benchmarks.quality`).")
-    lines += ["", "## Speed (x2, whole frame path BGR → BGR, p50 ms with FPS; interleaved in one run)", ""]
     if s:
         psnr = {r["key"]: (r.get("set5") or {}).get("psnr_db") for r in q["rows"]} if q else {}
-        lines.append(speed_table(s, psnr))
-        lines += ["", f"{s['runs']} runs after {s['warmup']} warm-up per case; every case in its own process; "
-                  "frame sizes are width x height; T = threads (runtime and OpenCV). "
-                  "MAC/s ÷ GEMM: the model call's multiply-accumulate rate over numpy's float32 matrix product "
-                  "with the same threads, measured in the same run. Peer MACs: OpenCV's getFLOPS / 2."]
-        if not s.get("peer", {}).get("used"):
-            lines += ["", f"The peer's rows are missing: {s['peer'].get('problem')}."]
+        lines += ["", f"## Speed (x{s['scale']}, whole frame path BGR → BGR, p50 ms with FPS; one interleaved run)",
+                  "", f"{s.get('cpu_kind')}.", "", speed_table(s, psnr), "",
+                  f"{s['runs']} runs after {s['warmup']} warm-up per case; every case in its own process; frame "
+                  "sizes are width x height; T = threads (runtime and OpenCV). MAC/s, % of own-precision limit: the "
+                  "model call's multiply-accumulate rate over the fastest reference of the same precision in the "
+                  "same group (below). Peer MACs: OpenCV's getFLOPS / 2.", "",
+                  "MAC-rate references, same run:", "", reference_table(s), "", "Against the peer, same run:", "",
+                  peer_table(s)]
         for w in s.get("warnings", []) + s.get("notes", []):
             lines.append(f"\n> {w}")
-    else:
-        lines.append("Not run (`python -m benchmarks.speed`).")
+    forms = res.get("upsampler_forms.json")
+    if forms:
+        from .upsampler_forms import markdown as forms_markdown
+
+        lines += ["", "## Upsampler forms (static against static, dynamic against dynamic)", "",
+                  forms_markdown(forms)]
     if plot_name:
         lines += ["", f"![PSNR vs latency]({plot_name})"]
     return "\n".join(lines) + "\n"
 
 
+def load_results(folder: Path) -> dict:
+    return {name: read_json(folder / name) for name in FILES if (folder / name).is_file()}
+
+
 def main(argv=None) -> int:
-    from edge_runtime.fsutil import write_text_atomic
+    from deconv_edge_core.fsutil import write_text_atomic
+
+    from .plot import plot
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--results", default=str(RESULTS_DIR))
     p.add_argument("--command", default=os.environ.get("BENCH_COMMAND") or "benchmarks/run_all.sh",
                    help="the command named in the summary (run_all.sh passes its own)")
     args = p.parse_args(argv)
-    res = Path(args.results)
-    q = read_json(res / "quality.json") if (res / "quality.json").is_file() else None
-    s = read_json(res / "speed.json") if (res / "speed.json").is_file() else None
-    if not q and not s:
-        say(f"error: no quality.json or speed.json in {res}; run benchmarks/run_all.sh")
+    folder = Path(args.results)
+    res = load_results(folder)
+    if "quality.json" not in res and "speed.json" not in res:
+        say(f"error: no quality.json or speed.json in {folder}; run benchmarks/run_all.sh")
         return 2
-    png = res / "psnr_vs_latency.png"
-    made = plot(q, s, png)
-    write_text_atomic(res / "summary.md", summary(q, s, args.command, png.name if made else None))
-    say(f"wrote {res / 'summary.md'}" + (f" and {png}" if made else ""))
+    try:
+        run = same_run(res)
+    except MixedRunsError as exc:
+        say(f"error: {exc}")
+        return 2
+    q, s = res.get("quality.json"), res.get("speed.json")
+    stale = same_files(q, s) if q and s else []
+    if stale:
+        say(f"error: quality.json and speed.json measured different files for {', '.join(stale)}")
+        return 2
+    panels = [(2, q, s)] + [(k, res.get(f"quality_shipped_x{k}.json"), res.get(f"speed_shipped_x{k}.json"))
+                            for k in (3, 4)]
+    png = folder / "psnr_vs_latency.png"
+    device = (s or {}).get("cpu_kind", "")
+    made = plot(panels, PLOT_GROUP, png, f"Quality vs. speed, ours (blue int8, purple fp32) and the OpenCV peer "
+                                         f"(orange, fp32); run {run}; {device}")
+    write_text_atomic(folder / "summary.md", summary(res, run, args.command, png.name if made else None))
+    say(f"wrote {folder / 'summary.md'}" + (f" and {png}" if made else ""))
     return 0
 
 

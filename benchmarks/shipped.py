@@ -5,7 +5,8 @@
 Quality: every ``*_int8.tflite`` CPU model with a trained ``.keras`` source in ``train/pretrained/`` (``make
 models`` refreshes both), on Set5 and Set14 per ``../shared/PROTOCOL.md`` (needs ``../shared``). Latency: read
 from ``python -m benchmarks.speed`` results given with ``--speed`` (the shipped file's row and OpenCV's FSRCNN of
-the same scale in the same run, 320x240 frames, 2 threads by default); the ratio is only taken within one run.
+the same scale in the same group, 320x240 frames, 1 and 2 threads by default); the ratio is only taken within
+one interleaved group, and every speed file must be from this run (``BENCH_RUN_ID``).
 Writes ``benchmarks/results/shipped.json`` and ``shipped.md``.
 """
 
@@ -19,29 +20,32 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-RESULTS = REPO / "benchmarks" / "results"
+from .common import REPO, SHARED, run_id
+from .common import RESULTS_DIR as RESULTS
+
 PEER_LABEL = "OpenCV FSRCNN (peer)"
 
 
 def macs_per_lr_pixel(model) -> int:
-    """Multiply-accumulates per low-resolution pixel of the trained graph (deconvolution form)."""
-    total = 0
-    for layer in model.layers:
-        kind = type(layer).__name__
-        if kind in ("Conv2D", "Conv2DTranspose"):
-            kh, kw = layer.kernel_size
-            c_in = int(layer.kernel.shape[-2] if kind == "Conv2D" else layer.kernel.shape[-1])
-            total += kh * kw * c_in * int(layer.filters)
-    return total
+    """Multiply-accumulates per low-resolution (input) pixel of the trained graph (deconvolution form); strided
+    levels count at their own resolution (:func:`deconv_edge_train.models.receptive.macs_per_input_pixel`)."""
+    from deconv_edge_train.models.receptive import macs_per_input_pixel
+
+    return macs_per_input_pixel(model)
 
 
-def speed_rows(paths: list, group: str) -> dict:
-    """``artifact file name -> (p50 ms, peer p50 ms, ratio, source)`` from speed JSONs (ratio within one run)."""
+def speed_rows(paths: list, group: str, run: str) -> dict:
+    """``artifact file name -> (p50 ms, peer p50 ms, ratio, source)`` from speed JSONs (ratio within one run).
+
+    Raises:
+        SystemExit: a speed file from another run than ``run`` (its numbers do not belong in this table).
+    """
     out = {}
     for path in paths:
         data = json.loads(Path(path).read_text())
+        if data.get("run_id") != run:
+            raise SystemExit(f"error: {path} is from run {data.get('run_id')}, not {run}: rerun benchmarks/run_all.sh "
+                             "(or give BENCH_RUN_ID of that run)")
         rows = [r for r in data.get("rows", []) if r.get("group") == group and r.get("frame")]
         peer = next((r for r in rows if r.get("label") == PEER_LABEL), None)
         for r in rows:
@@ -56,21 +60,24 @@ def speed_rows(paths: list, group: str) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.shipped", description=__doc__.splitlines()[0])
     ap.add_argument("--speed", nargs="*", default=[], help="benchmarks.speed result JSONs to take latency from")
-    ap.add_argument("--group", default="320x240 2T", help="which speed case to report (default '320x240 2T')")
+    ap.add_argument("--groups", default="320x240 1T,320x240 2T",
+                    help="which speed groups to report, comma-separated (default '320x240 1T,320x240 2T')")
     args = ap.parse_args(argv)
+    groups = [g.strip() for g in args.groups.split(",") if g.strip()]
 
-    from edge_runtime.backends import open_backend
-    from edge_runtime.config import RuntimeConfig
-    from edge_runtime.fsutil import write_json_atomic, write_text_atomic
-    from train.data import load_image_set
-    from train.evaluate import evaluate_images, keras_predictor, load_keras_model
-    from train.quiet import import_tensorflow
+    from deconv_edge_core.fsutil import write_json_atomic, write_text_atomic
+    from deconv_edge_train.data import load_image_set
+    from deconv_edge_train.evaluate import evaluate_images, keras_predictor, load_keras_model
+    from deconv_edge_train.quiet import import_tensorflow
+    from edge_runtime.inference.backends import open_backend
+    from edge_runtime.inference.config import RuntimeConfig
 
     if not (SHARED / "data" / "sr" / "eval").is_dir():
         print(f"error: needs {SHARED}/data/sr/eval (Set5, Set14)", file=sys.stderr)
         return 2
     import_tensorflow()
-    speeds = speed_rows(args.speed, args.group)
+    run = run_id()
+    speeds = {g: speed_rows(args.speed, g, run) for g in groups} if args.speed else {}
     sets = {name: load_image_set([str(SHARED / "data" / "sr" / "eval" / name)]) for name in ("set5", "set14")}
     rows = []
     for artifact in sorted((REPO / "edge_runtime" / "models").glob("*_int8.tflite")):
@@ -92,30 +99,40 @@ def main(argv=None) -> int:
             row[f"{name}_int8_psnr_db"], row[f"{name}_int8_ssim"] = q.psnr_db, q.ssim
             f = evaluate_images(keras_predictor(model), images, scale)
             row[f"{name}_float_psnr_db"], row[f"{name}_float_ssim"] = f.psnr_db, f.ssim
-        if artifact.name in speeds:
-            ms, peer_ms, ratio, src = speeds[artifact.name]
-            row.update({"latency_ms": ms, "peer_latency_ms": peer_ms, "ratio_to_peer": ratio, "speed_source": src,
-                        "speed_case": args.group})
+        row["speed"] = {}
+        for g, by_file in speeds.items():
+            if artifact.name in by_file:
+                ms, peer_ms, ratio, src = by_file[artifact.name]
+                row["speed"][g] = {"latency_ms": ms, "peer_latency_ms": peer_ms, "ratio_to_peer": ratio,
+                                   "speed_source": src}
         rows.append(row)
         print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
     command = "python -m benchmarks.shipped" + (" --speed " + " ".join(args.speed) if args.speed else "")
-    write_json_atomic(RESULTS / "shipped.json", {"date": when, "command": command, "rows": rows})
-    lines = [f"Shipped models, {when}, `{command}` (PROTOCOL.md; int8 = the .tflite a CPU runs; "
-             f"latency: whole frame path, {args.group}, p50, peer = {PEER_LABEL} of the same scale in the same run)",
-             "", "| model | params | MACs / LR px | int8 KiB | Set5 float | Set5 int8 | Set14 float | Set14 int8 "
-             "| latency ms | x peer |",
-             "| --- | ---: | ---: | ---: | --- | --- | --- | --- | ---: | ---: |"]
+    if args.groups != ap.get_default("groups"):
+        command += f" --groups '{args.groups}'"
+    cpu = next((json.loads(Path(p).read_text()).get("cpu_kind") for p in args.speed), None)
+    write_json_atomic(RESULTS / "shipped.json", {"run_id": run, "date": when, "command": command, "cpu_kind": cpu,
+                                                 "rows": rows})
+    lines = [f"Shipped models, run `{run}`, {when}, `{command}` (PROTOCOL.md; int8 = the .tflite a CPU runs; "
+             f"latency: whole frame path, p50, T = threads; x peer = ours (int8) ÷ {PEER_LABEL} (fp32) of the same "
+             f"scale in the same interleaved group; CPU: {cpu or 'not measured'})",
+             "", "| model | params | MACs / LR px | int8 KiB | Set5 float | Set5 int8 | Set14 float | Set14 int8 | "
+             + " | ".join(f"{g} ms | x peer (int8 vs fp32)" for g in groups) + " |",
+             "| --- | ---: | ---: | ---: | --- | --- | --- | --- | " + " | ".join("---: | ---:" for _ in groups) + " |"]
     for r in rows:
         def cell(key, r=r):
             p, s = r.get(f"{key}_psnr_db"), r.get(f"{key}_ssim")
             return "-" if p is None else f"{p:.2f} / {s:.4f}"
 
-        lat = f"{r['latency_ms']:.1f}" if r.get("latency_ms") else "-"
-        ratio = f"{r['ratio_to_peer']:.2f}" if r.get("ratio_to_peer") else "-"
+        speed_cells = []
+        for g in groups:
+            sp = r["speed"].get(g) or {}
+            speed_cells += [f"{sp['latency_ms']:.1f}" if sp.get("latency_ms") else "-",
+                            f"{sp['ratio_to_peer']:.2f}" if sp.get("ratio_to_peer") else "-"]
         lines.append(f"| {r['model']} | {r['params']} | {r['macs_per_lr_pixel']} | {r['size_bytes'] / 1024:.1f} | "
                      f"{cell('set5_float')} | {cell('set5_int8')} | {cell('set14_float')} | {cell('set14_int8')} | "
-                     f"{lat} | {ratio} |")
+                     + " | ".join(speed_cells) + " |")
     write_text_atomic(RESULTS / "shipped.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -1,12 +1,13 @@
 """``python -m benchmarks.speed``: x2 latency of the whole frame path, ours against the peer, in one run.
 
 For each frame size (320x240 and 640x480 BGR by default) and thread count (1 and 2), one interleaved group
-(see :mod:`edge_runtime.bench`): every artifact (each upsampler form and precision), the peer's FSRCNN,
+(see :mod:`edge_runtime.bench.runner`): every artifact (each upsampler form and precision), the peer's FSRCNN,
 FSRCNN-small and ESPCN (OpenCV ``dnn_superres`` in ``.venv-peer``, each in its own worker process), plain
-OpenCV bicubic, and a numpy float32 GEMM. The GEMM is this CPU's practical multiply-accumulate rate with
-that many threads, so each model's MAC/s over the GEMM's tells how much of the machine it uses.
+OpenCV bicubic, and the MAC-rate references of :mod:`edge_runtime.bench.references` (an int8 and an fp32
+convolution through LiteRT, numpy's fp32 GEMM): each model's MAC/s over its own precision's reference tells
+how much of the machine it uses.
 
-Writes ``benchmarks/results/speed.json``.
+Writes ``benchmarks/results/speed.json`` (with ``BENCH_RUN_ID`` from ``run_all.sh``, which names the run).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from .common import (
     peer_env,
     peer_models,
     rel,
+    run_id,
     say,
 )
 
-SCHEMA = "deconv-edge-speed/1"
+SCHEMA = "deconv-edge-speed/2"
 DEFAULT_SIZES = "240x320,480x640"  # HxW: 320x240 and 640x480 frames
 
 
@@ -36,21 +38,20 @@ def group_name(hw: tuple, threads: int) -> str:
     return f"{hw[1]}x{hw[0]} {threads}T"
 
 
+def reference_key(spec) -> str:
+    """Row key of a reference case: ``ref:int8-conv``, ``ref:fp32-conv``, ``ref:fp32-gemm``."""
+    return "ref:fp32-gemm" if spec.kind == "gemm" else f"ref:{spec.option('precision')}-conv"
+
+
 def main(argv=None) -> int:
-    from edge_runtime.bench import (
-        DEFAULT_GEMM_N,
-        CaseSpec,
-        SubprocessCase,
-        device_fingerprint,
-        group_steps,
-        parse_input_size,
-        parse_threads,
-        run_interleaved,
-        with_ratios,
-    )
-    from edge_runtime.bench_cli import make_progress
-    from edge_runtime.errors import UserError
-    from edge_runtime.fsutil import write_json_atomic
+    from deconv_edge_core.errors import UserError
+    from deconv_edge_core.fsutil import sha256_file, write_json_atomic
+    from edge_runtime.bench.cli import make_progress
+    from edge_runtime.bench.config import DEFAULT_GEMM_N, CaseSpec, parse_input_size, parse_threads
+    from edge_runtime.bench.fingerprint import device_fingerprint
+    from edge_runtime.bench.ipc import SubprocessCase
+    from edge_runtime.bench.references import reference_specs
+    from edge_runtime.bench.schedule import run_groups
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0])
     p.add_argument("--artifacts", nargs="*", default=None,
@@ -90,11 +91,11 @@ def main(argv=None) -> int:
             say(f"warning: the peer's rows are left out: {env.problem}")
             notes.append(f"peer left out: {env.problem}")
 
-    # (key, name, kind, spec-maker, worker argv) per case; the same list for every group.
+    # (row key, case) per case; the same list for every group.
     def make_cases(hw: tuple, t: int) -> list:
         cases = []
         for a in artifacts:
-            spec = CaseSpec(kind="artifact", label=a.label, threads=t, input_hw=hw, artifact=str(a.path),
+            spec = CaseSpec(kind="artifact", label=a.label, threads=t, input_hw=hw, artifact=str(a.path.resolve()),
                             backend="auto", scale=a.scale)
             cases.append((a.key, SubprocessCase(spec)))
         if peer is not None:
@@ -104,39 +105,31 @@ def main(argv=None) -> int:
                 cases.append((f"peer:{name}:x{args.scale}", SubprocessCase(spec, argv=[str(peer.python), str(PEER_WORKER)])))
         cases.append((f"bicubic:x{args.scale}", SubprocessCase(CaseSpec(kind="bicubic", label="bicubic (OpenCV)",
                                                                         threads=t, input_hw=hw, scale=args.scale))))
-        cases.append(("gemm", SubprocessCase(CaseSpec(kind="gemm", label=f"numpy GEMM fp32 n={args.gemm_n}",
-                                                      threads=t, input_hw=hw, gemm_n=args.gemm_n))))
+        cases += [(reference_key(spec), SubprocessCase(spec)) for spec in reference_specs(t, hw, args.gemm_n)]
         return cases
 
-    groups = [(hw, t) for hw in sizes for t in threads]
-    n_cases = len(make_cases(sizes[0], 1))
-    progress = make_progress(args.quiet)
-    progress.begin(len(groups) * group_steps(n_cases, args.runs, args.warmup))
+    keyed = {(hw, t): make_cases(hw, t) for hw in sizes for t in threads}
     device = device_fingerprint()
     t0 = time.perf_counter()
+    results = run_groups([(group_name(hw, t), [c for _, c in cases]) for (hw, t), cases in keyed.items()],
+                         args.runs, args.warmup, make_progress(args.quiet))
+    keys = [(key, hw) for (hw, _t), cases in keyed.items() for key, _ in cases]
+    digests: dict = {}
     rows = []
-    try:
-        for hw, t in groups:
-            keyed = make_cases(hw, t)
-            results = run_interleaved([c for _, c in keyed], args.runs, args.warmup, group_name(hw, t), progress)
-            results = with_ratios(results)
-            gemm = next((r for k, r in zip([k for k, _ in keyed], results) if k == "gemm"), None)
-            gemm_rate = gemm.model_gmacs_per_s if gemm is not None else None
-            for (key, _), r in zip(keyed, results):
-                d = r.to_dict()
-                d.update(key=key, frame_size=f"{hw[1]}x{hw[0]}", artifact=rel(r.artifact) if r.artifact else None,
-                         fraction_of_gemm=(r.model_gmacs_per_s / gemm_rate)
-                         if r.model_gmacs_per_s and gemm_rate and key != "gemm" else None)
-                rows.append(d)
-                if r.error:
-                    notes.append(f"{r.label} ({r.group}): {r.error}")
-    finally:
-        progress.end()
-    result = {"schema": SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    for (key, hw), r in zip(keys, results):
+        d = r.to_dict()
+        if r.artifact and r.kind == "artifact":
+            digests.setdefault(r.artifact, sha256_file(r.artifact))
+        d.update(key=key, frame_size=f"{hw[1]}x{hw[0]}", artifact=rel(r.artifact) if r.artifact else None,
+                 artifact_sha256=digests.get(r.artifact))
+        rows.append(d)
+        if r.error:
+            notes.append(f"{r.label} ({r.group}): {r.error}")
+    result = {"schema": SCHEMA, "run_id": run_id(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "command": command_line(), "scale": args.scale, "sizes_hw": [list(s) for s in sizes],
               "threads": list(threads), "runs": args.runs, "warmup": args.warmup, "device": device.to_dict(),
-              "device_short": device.short(), "warnings": device.warnings(), "peer": peer_status, "notes": notes,
-              "rows": rows, "wall_s": time.perf_counter() - t0}
+              "device_short": device.short(), "cpu_kind": device.cpu_kind(), "warnings": device.warnings(),
+              "peer": peer_status, "notes": notes, "rows": rows, "wall_s": time.perf_counter() - t0}
     write_json_atomic(args.out, result)
     for w in device.warnings() + notes:
         say(f"note: {w}")

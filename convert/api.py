@@ -3,10 +3,10 @@
 Two entry points, both stable:
 
 ``export_one(keras_model, key, out_dir, config=ExportConfig(), calib=None) -> Path``
-    Export one format (a key of :data:`convert.exporters.EXPORTERS`) of a Keras model (a ``keras.Model`` or a
+    Export one format (a key of :data:`deconv_edge_convert.exporters.EXPORTERS`) of a Keras model (a ``keras.Model`` or a
     ``.keras`` path) into ``out_dir``; writes the artifact and its manifest (status ``unchecked``: no accuracy
     gate) and returns the artifact's path. ``calib`` (formats that need calibration only) is a
-    :class:`~convert.calibration.CalibrationSet`, a sequence of image folders, or ``None`` for scikit-image's
+    :class:`~deconv_edge_convert.calibration.CalibrationSet`, a sequence of image folders, or ``None`` for scikit-image's
     sample photographs (real pictures, never noise). Meant for small artifacts in test fixtures, e.g.
     ``export_one(build_model(ModelConfig("fsrcnn-s", 2, d=8, s=4, m=1)), "tflite-int8", tmp_path,
     ExportConfig(calib_samples=8))``.
@@ -24,8 +24,8 @@ goes beside it as ``NAME.rejected.EXT``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -36,138 +36,38 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from edge_runtime.errors import UserError
-from edge_runtime.fsutil import sha256_file
-from edge_runtime.manifest import Manifest, load_manifest, manifest_path_for
+from deconv_edge_core.errors import UserError
+from deconv_edge_core.fsutil import sha256_file
+from deconv_edge_core.manifest import Manifest, load_manifest, manifest_path_for
+from deconv_edge_core.text import one_line
 
-from .exporters import EXPORTERS, GATE_PSNR_DROP, Exporter, ExportJob, ExportResult
+# The options and their parsers live in .config; importing them from here keeps working.
+from .config import (  # noqa: F401
+    ALL,
+    AUTO,
+    DEFAULT_EDGETPU_SIZE_HW,
+    MAX_INPUT_SIDE,
+    UPSAMPLER_CHOICES,
+    ExportConfig,
+    check_size,
+    denoiser_input_shape,
+    parse_formats,
+    parse_input_size,
+    parse_option,
+)
+from .exporters import EXPORTERS, Exporter, ExportJob, ExportResult
 
-ALL = "all"
-AUTO = "auto"
-UPSAMPLER_CHOICES = (AUTO, "deconv", "subpixel")
-#: Fixed input of the Edge TPU artifact when ``--input-size`` is not given (QVGA, landscape).
-DEFAULT_EDGETPU_SIZE_HW = (240, 320)
-MAX_INPUT_SIDE = 8192
-
-
-@dataclass(frozen=True)
-class ExportConfig:
-    """How to export.
-
-    Attributes:
-        input_size_hw: fixed input ``(H, W)`` for every artifact; ``None`` = dynamic where the format allows
-            (the Edge TPU then gets :data:`DEFAULT_EDGETPU_SIZE_HW`).
-        upsampler: ``auto`` (sub-pixel for CPU/GPU formats, deconvolution for the Edge TPU), ``deconv`` or
-            ``subpixel``.
-        max_psnr_drop_db: overrides every PSNR-drop gate (fp16, dynamic, int8, edgetpu); fp32 keeps max abs.
-        calib_samples: calibration crops (the CLI requires >= 100; tests may use fewer).
-        calib_size_hw: crop size for dynamic-size artifacts (fixed-size ones use their input size).
-        options: per-format options ``((format, name, value), ...)``.
-        split_concat: for int8-weight formats, split the residual concat into per-group upsampler
-            convolutions and write the LR group's weights as hi + lo (see ``convert.rewrite``).
-        threads: CPU threads for the gate's runtime (``None`` = runtime default).
-        seed: calibration crop positions.
-        batch: batch dimension of every artifact (``None`` = dynamic, e.g. batched tiles); the Edge TPU
-            always gets 1.
-    """
-
-    input_size_hw: Optional[tuple] = None
-    upsampler: str = AUTO
-    max_psnr_drop_db: Optional[float] = None
-    calib_samples: int = 128
-    calib_size_hw: tuple = (96, 96)
-    options: tuple = ()
-    split_concat: bool = True
-    threads: Optional[int] = None
-    seed: int = 0
-    batch: Optional[int] = 1
-
-    def __post_init__(self):
-        if self.upsampler not in UPSAMPLER_CHOICES:
-            raise UserError(f"unknown upsampler '{self.upsampler}'; valid: {', '.join(UPSAMPLER_CHOICES)}")
-        if self.input_size_hw is not None:
-            check_size(self.input_size_hw)
-        if self.max_psnr_drop_db is not None and not self.max_psnr_drop_db >= 0:
-            raise UserError(f"--max-psnr-drop must be >= 0 dB, got {self.max_psnr_drop_db}")
-        if self.batch is not None and self.batch < 1:
-            raise UserError(f"batch must be >= 1 or None (dynamic), got {self.batch}")
-        if self.calib_samples < 1:
-            raise UserError(f"calib_samples must be >= 1, got {self.calib_samples}")
-
-    def upsampler_for(self, exporter: Exporter) -> str:
-        return exporter.default_upsampler if self.upsampler == AUTO else self.upsampler
-
-    def input_shape_for(self, exporter: Exporter) -> tuple:
-        size = self.input_size_hw or (DEFAULT_EDGETPU_SIZE_HW if exporter.static_shape else None)
-        batch = 1 if exporter.static_shape else self.batch
-        if size is None:
-            return (batch, None, None, 1)  # the litert backend resizes H and W per frame size
-        return (batch, int(size[0]), int(size[1]), 1)
-
-    def gate_for(self, exporter: Exporter):
-        from .check import Gate
-
-        threshold = exporter.gate_threshold
-        if exporter.gate_metric == GATE_PSNR_DROP and self.max_psnr_drop_db is not None:
-            threshold = float(self.max_psnr_drop_db)
-        return Gate(exporter.gate_metric, threshold)
-
-    def options_for(self, exporter: Exporter) -> tuple:
-        given = {name: value for key, name, value in self.options if key == exporter.key}
-        return exporter.resolve_options(given)
-
-
-def check_size(size_hw) -> tuple:
-    try:
-        h, w = (int(v) for v in size_hw)
-    except (TypeError, ValueError):
-        raise UserError(f"input size {size_hw!r} is not (height, width)") from None
-    if not (0 < h <= MAX_INPUT_SIDE and 0 < w <= MAX_INPUT_SIDE):
-        raise UserError(f"input size {h}x{w} is out of range (1..{MAX_INPUT_SIDE} per side)")
-    return h, w
-
-
-def parse_input_size(text: str) -> tuple:
-    """``"240x320"`` → ``(240, 320)`` (height x width)."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
-    if not m:
-        raise UserError(f"bad --input-size '{text}': expected HxW, e.g. 240x320")
-    return check_size((int(m.group(1)), int(m.group(2))))
-
-
-def parse_formats(spec: str | Sequence[str]) -> list[str]:
-    """``"all"`` or a comma-separated list of format keys → validated keys in registry order of mention."""
-    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) for s in s.split(",")]
-    items = [s for s in items if s]
-    if not items:
-        raise UserError(f"no format given; valid: {ALL}, {', '.join(EXPORTERS.names())}")
-    if ALL in items:
-        return EXPORTERS.names()
-    out = []
-    for key in items:
-        EXPORTERS.get(key)  # one-line error listing the valid formats
-        if key not in out:
-            out.append(key)
-    return out
-
-
-def parse_option(text: str) -> tuple:
-    """``"tflite-int8.io_dtype=int8"`` → ``("tflite-int8", "io_dtype", "int8")`` (format and name checked)."""
-    m = re.fullmatch(r"([\w-]+)\.(\w+)=(.+)", text.strip())
-    if not m:
-        raise UserError(f"bad --option '{text}': expected FORMAT.NAME=VALUE, e.g. tflite-int8.io_dtype=int8")
-    key, name, value = m.groups()
-    exp = EXPORTERS.get(key)
-    exp.resolve_options({name: value})
-    return key, name, value
+#: ``ExportConfig()``: the defaults (frozen, so one shared instance is safe).
+DEFAULT_CONFIG = ExportConfig()
 
 
 # ---- calibration ------------------------------------------------------------------------------------------
 class _CalibProvider:
     """Calibration sets per crop size, built lazily from one list of pictures."""
 
-    def __init__(self, images, scale: int, config: ExportConfig, source: str, fixed=None):
+    def __init__(self, images, scale: int, config: ExportConfig, source: str, fixed=None, degradation=None):
         self.images, self.scale, self.config, self.source, self.fixed = images, scale, config, source, fixed
+        self.degradation = degradation
         self._cache: dict = {}
 
     def get(self, size_hw: tuple):
@@ -177,17 +77,18 @@ class _CalibProvider:
             from .calibration import build_calibration
 
             self._cache[size_hw] = build_calibration(self.images, self.scale, size_hw, self.config.calib_samples,
-                                                     self.config.seed, self.source)
+                                                     self.config.seed, self.source, self.degradation)
         return self._cache[size_hw]
 
 
-def _calib_provider(calib, scale: int, config: ExportConfig) -> _CalibProvider:
-    from .calibration import CalibrationSet, load_images
+def _calib_provider(calib, source, config: ExportConfig) -> _CalibProvider:
+    from .calibration import CalibrationSet, degradation_for, load_images
 
     if isinstance(calib, CalibrationSet):
-        return _CalibProvider(None, scale, config, calib.source, fixed=calib)
+        return _CalibProvider(None, source.scale, config, calib.source, fixed=calib)
     dirs = ["builtin"] if calib is None else [str(d) for d in calib]
-    return _CalibProvider(load_images(dirs, "calibration"), scale, config, ",".join(dirs))
+    return _CalibProvider(load_images(dirs, "calibration"), source.scale, config, ",".join(dirs),
+                          degradation=degradation_for(source))
 
 
 # ---- one artifact -----------------------------------------------------------------------------------------
@@ -213,68 +114,66 @@ def _op_counts(ops: Sequence[str]) -> dict:
     return counts
 
 
-def _tflite_calib_mse(path: Path, calib_set, refs: Sequence[np.ndarray]) -> float:
-    """Mean squared error of a full-integer TFLite file against ``refs`` (the float model's clipped outputs
-    on the calibration samples)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    it = Interpreter(model_path=str(path))
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    (s_in, z_in), (s_out, z_out) = inp["quantization"], out["quantization"]
-    info = np.iinfo(inp["dtype"])
-    total, n = 0.0, 0
-    for x, ref in zip(calib_set, refs):
-        if tuple(inp["shape"]) != tuple(x.shape):
-            it.resize_tensor_input(inp["index"], list(x.shape))
-            it.allocate_tensors()
-            inp, out = it.get_input_details()[0], it.get_output_details()[0]
-        it.set_tensor(inp["index"], np.clip(np.round(x / s_in + z_in), info.min, info.max).astype(inp["dtype"]))
-        it.invoke()
-        y = (it.get_tensor(out["index"]).astype(np.float64) - z_out) * s_out
-        total += float(np.sum((y - ref) ** 2))
-        n += y.size
-    return total / max(n, 1)
-
-
 def _stage(model, source, exporter: Exporter, config: ExportConfig, calib: Optional[_CalibProvider],
-           stage_dir: Path, name: str) -> Staged:
+           stage_dir: Path, name: str, stage: Optional[Callable[[str], None]] = None) -> Staged:
+    from . import int8_forms
     from .manifest import build_manifest, embedded_essentials
-    from .rewrite import rewrite_upsampler, upsampler_feature_max
+    from .rewrite import rewrite_upsampler
 
+    stage = stage or (lambda _msg: None)
+
+    denoiser = source.task == "denoise"
     form = config.upsampler_for(exporter)
     options = config.options_for(exporter)
     shape = config.input_shape_for(exporter)
+    if denoiser:
+        shape = denoiser_input_shape(shape, source)
     calib_set = None
     if exporter.needs_calibration:
         if calib is None:
             raise UserError(f"format '{exporter.key}' needs calibration images: pass --calib DIR")
+        stage("calibration pictures")
         calib_set = calib.get(tuple(shape[1:3]) if shape[1] is not None else tuple(config.calib_size_hw))
     work = stage_dir / f"work-{exporter.key}"
     work.mkdir(parents=True, exist_ok=True)
     path = stage_dir / name
-    # The int8 rewrites only pay off with int8 weights; float graphs stay as trained (one upsampler).
-    int8 = exporter.int8_weights and config.split_concat
     meta = embedded_essentials(exporter.key, source.scale, form, source)
-    rewrites = ["split_concat", "residual_hi_lo_weights"] if int8 else []
-    job = ExportJob(model=rewrite_upsampler(model, form, split_concat=int8, int8_split=int8), input_shape=shape,
-                    dest=path, work_dir=work, calib=calib_set, options=options, metadata=meta)
+    # The int8 forms only pay off with int8 weights; float graphs stay as trained (one upsampler).
+    int8 = exporter.int8_weights and config.split_concat and not denoiser
+    if denoiser:
+        # The decoder's Conv2DTranspose layers in the form asked for (no upscaling layer, no int8 forms).
+        from .rewrite_decoder import rewrite_deconvs
+
+        primary = int8_forms.Rewritten(rewrite_deconvs(model) if form == "subpixel" else model, None,
+                                       int8_forms.Pins())
+    elif int8:
+        primary = int8_forms.SPLIT.rewrite(model, form, calib_set)
+    else:
+        primary = int8_forms.Rewritten(rewrite_upsampler(model, form, split_concat=False), None, int8_forms.Pins())
+    job = ExportJob(model=primary.model, input_shape=shape, dest=path, work_dir=work, calib=calib_set,
+                    options=options, metadata=meta, pins=primary.pins)
+    stage("conversion" + (" (calibrating)" if calib_set is not None else ""))
     result = exporter.export(job)
+    rewrites = list(primary.form.rewrites) if int8 else []
     if int8 and exporter.runtime == "tflite" and exporter.full_integer and calib_set is not None:
-        # Two int8 forms of the upsampler; which rounds less depends on the trained weights, so both are
-        # built and the one closer to the float model on the calibration pictures is kept (see convert.rewrite).
-        fmax = upsampler_feature_max(model, calib_set)
-        anchored = rewrite_upsampler(model, form, nearest_anchor=True, feature_max=fmax)
-        alt_path = work / f"anchored-{name}"
-        alt_job = dataclasses.replace(job, model=anchored, dest=alt_path)
-        alt_result = exporter.export(alt_job)
-        refs = [np.clip(np.asarray(model(x), np.float64), 0.0, 1.0) for x in calib_set]
-        err_split, err_anchor = (_tflite_calib_mse(p, calib_set, refs) for p in (path, alt_path))
-        if err_anchor < err_split:
-            os.replace(alt_path, path)
-            result, rewrites = alt_result, ["nearest_anchor", "features_on_input_grid"]
-        note = (f"int8 upsampler: {rewrites[0]} (calibration MSE vs float: split {err_split:.3g}, "
-                f"nearest anchor {err_anchor:.3g})")
+        # Every form is built and the one closer to the float model on the calibration pictures is kept.
+        refs = None
+        candidates = []
+        for f in int8_forms.FORMS:
+            built = primary if f is primary.form else f.rewrite(model, form, calib_set)
+            dest = path if built is primary else work / f"{f.key}-{name}"
+            if built is primary:
+                res = result
+            else:
+                stage(f"conversion of the {f.key.replace('_', '-')} int8 form (calibrating)")
+                res = exporter.export(dataclasses.replace(job, model=built.model, dest=dest, pins=built.pins))
+            if refs is None:
+                refs = [np.clip(np.asarray(model(x), np.float64), 0.0, 1.0) for x in calib_set]
+            candidates.append(int8_forms.measure(f, dest, res, calib_set, refs))
+        chosen, note = int8_forms.choose(candidates)
+        if chosen.path != path:
+            os.replace(chosen.path, path)
+        result, rewrites = chosen.result, list(chosen.form.rewrites)
         result = dataclasses.replace(result, notes=tuple(result.notes) + (note,))
     rewrites += ["output_on_display_grid"] if exporter.full_integer else []
     extra = {"ops": _op_counts(result.ops), "notes": list(result.notes), "options": dict(options),
@@ -327,7 +226,7 @@ def _out_dir(path: str | Path) -> Path:
 
 
 def _load_model(keras_model):
-    from train.evaluate import load_keras_model
+    from deconv_edge_train.evaluate import load_keras_model
 
     if isinstance(keras_model, (str, Path)):
         path = Path(keras_model)
@@ -335,12 +234,12 @@ def _load_model(keras_model):
     return keras_model, None
 
 
-def export_one(keras_model, key: str, out_dir: str | Path, config: ExportConfig = ExportConfig(),
+def export_one(keras_model, key: str, out_dir: str | Path, config: ExportConfig = DEFAULT_CONFIG,
                calib=None) -> Path:
     """Export one format without the accuracy gate; see the module docstring. Returns the artifact path.
 
     Args:
-        keras_model: a ``keras.Model`` built by ``train.models`` (or a ``.keras`` path).
+        keras_model: a ``keras.Model`` built by ``deconv_edge_train.models`` (or a ``.keras`` path).
         key: a key of ``EXPORTERS``.
         out_dir: destination folder (created).
         config: export options.
@@ -355,7 +254,7 @@ def export_one(keras_model, key: str, out_dir: str | Path, config: ExportConfig 
     exporter = EXPORTERS.get(key)
     model, path = _load_model(keras_model)
     source = describe_model(model, path)
-    provider = _calib_provider(calib, source.scale, config) if exporter.needs_calibration else None
+    provider = _calib_provider(calib, source, config) if exporter.needs_calibration else None
     out = _out_dir(out_dir)
     stage_dir = Path(tempfile.mkdtemp(prefix=".convert-", dir=out))
     try:
@@ -416,15 +315,14 @@ class ConvertReport:
                 "artifacts": [a.to_dict() for a in self.artifacts]}
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
-
-
 def convert(model_path: str | Path, formats: str | Sequence[str], calib_dirs: Sequence[str] | None,
-            eval_dirs: Sequence[str], out_dir: str | Path, config: ExportConfig = ExportConfig(),
-            progress: Optional[Callable[[str], None]] = None) -> ConvertReport:
+            eval_dirs: Sequence[str], out_dir: str | Path, config: ExportConfig = DEFAULT_CONFIG,
+            progress: Optional[Callable[[str], None]] = None,
+            stage: Optional[Callable[[str], None]] = None) -> ConvertReport:
     """Convert ``model_path`` to every format in ``formats``, gate each one, write manifests and the report.
+
+    ``progress`` gets one line per artifact (and the float model's quality first); ``stage`` gets what is
+    happening now, ``[2/4] tflite-int8: gate on 5 pictures`` (the CLI shows it as a live line on a terminal).
 
     Raises:
         UserError: bad input (model, formats, folders, options) before anything is written.
@@ -442,26 +340,31 @@ def convert(model_path: str | Path, formats: str | Sequence[str], calib_dirs: Se
     model, path = _load_model(Path(model_path))
     source = describe_model(model, path)
     eval_images = load_images(list(eval_dirs or []), "eval")
-    eval_set = EvalSet.from_images(eval_images, source.scale, ",".join(map(str, eval_dirs)))
+    from .calibration import degradation_for
+
+    eval_set = EvalSet.from_images(eval_images, source.scale, ",".join(map(str, eval_dirs)), degradation_for(source),
+                                   source.size_multiple)
     provider = None
     if any(e.needs_calibration for e in exporters):
         if not calib_dirs:
             need = ", ".join(e.key for e in exporters if e.needs_calibration)
             verb = "needs" if "," not in need else "need"
             raise UserError(f"{need} {verb} calibration images: pass --calib DIR")
-        provider = _calib_provider(list(calib_dirs), source.scale, config)
+        provider = _calib_provider(list(calib_dirs), source, config)
     out = _out_dir(out_dir)
 
     s = source.scale
     float_psnr, float_ssim = eval_set.float_quality(model)
-    say(f"{path.name}: x{s}, float Keras PSNR {float_psnr:.2f} dB on {len(eval_set.pictures)} eval picture(s)")
+    what = f"denoise (AWGN sigma {degradation_for(source).sigma:g})" if source.task == "denoise" else f"x{s}"
+    say(f"{path.name}: {what}, float Keras PSNR {float_psnr:.2f} dB on {len(eval_set.pictures)} eval picture(s)")
 
     rows = []
     stage_dir = Path(tempfile.mkdtemp(prefix=".convert-", dir=out))
     try:
-        for exp in exporters:
+        for i, exp in enumerate(exporters):
+            now = None if stage is None else functools.partial(_stage_line, stage, f"[{i + 1}/{len(exporters)}] {exp.key}: ")
             rows.append(_convert_one(exp, model, source, config, provider, eval_set, stage_dir, out, path.stem,
-                                     say))
+                                     say, now))
     finally:
         shutil.rmtree(stage_dir, ignore_errors=True)
     report = ConvertReport(model=str(path), model_sha256=source.sha256 or "", scale=s, out_dir=str(out),
@@ -472,20 +375,27 @@ def convert(model_path: str | Path, formats: str | Sequence[str], calib_dirs: Se
     return report
 
 
-def _convert_one(exp, model, source, config, provider, eval_set, stage_dir, out, stem, say) -> ArtifactReport:
+def _stage_line(stage: Callable[[str], None], prefix: str, msg: str) -> None:
+    stage(prefix + msg)
+
+
+def _convert_one(exp, model, source, config, provider, eval_set, stage_dir, out, stem, say,
+                 stage=None) -> ArtifactReport:
     """Stage, gate and publish one format; any failure becomes an ``error`` row (the others still run)."""
     from .check import check_artifact
     from .manifest import with_accuracy
 
     try:
-        staged = _stage(model, source, exp, config, provider, stage_dir, artifact_name(stem, exp))
+        staged = _stage(model, source, exp, config, provider, stage_dir, artifact_name(stem, exp), stage)
+        if stage is not None:
+            stage(f"gate on {len(eval_set.pictures)} picture(s)")
         acc = check_artifact(staged.path, model, eval_set, config.gate_for(exp), config.threads)
         manifest = with_accuracy(staged.manifest, acc.to_dict(), acc.passed)
         final, kept = _publish(staged, out, manifest)
     except Exception as exc:  # noqa: BLE001 - one format failing must not stop the others
         if os.environ.get("DECONV_EDGE_DEBUG"):
             traceback.print_exc(file=sys.stderr)
-        msg = str(exc) if isinstance(exc, UserError) else _one_line(exc)
+        msg = one_line(exc)
         say(f"{exp.key:<15} ERROR  {msg}")
         return ArtifactReport(format=exp.key, status="error", error=msg)
     status = "passed" if acc.passed else "failed"

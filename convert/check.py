@@ -1,10 +1,9 @@
 """The accuracy gate: run an artifact through its ``edge_runtime`` backend and compare under PROTOCOL.md.
 
-For every ``--eval`` picture the low-resolution luma goes through the artifact (the very backend a device
-uses, quantization from the manifest) and through the float Keras model. Fixed-size artifacts see the picture
-as overlapping tiles of their input size, each keeping its centre (a picture smaller than a tile is
-edge-padded); the Keras reference is run on the *same* tiles, so the comparison with
-float measures conversion error only. Reported: PSNR/SSIM against ground truth (8-bit output, ``scale``
+For every ``--eval`` picture the low-resolution luma goes through the artifact by the device's own code path
+(:class:`~edge_runtime.inference.enhance.Enhancer`: its backend, quantization from the manifest, and for
+fixed-size artifacts its tiler with the runtime's halo) and through the float Keras model, tiled by the very
+same tiler (same tiles, halo and batches), so the comparison with float measures conversion error only. Reported: PSNR/SSIM against ground truth (8-bit output, ``scale``
 border shaved), PSNR of the artifact's output against the float output, max abs error (0..1), and the PSNR
 drop (float PSNR − artifact PSNR).
 """
@@ -12,24 +11,21 @@ drop (float PSNR − artifact PSNR).
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from edge_runtime.config import RuntimeConfig
-from edge_runtime.errors import UserError
-from train.data import NamedImage
-from train.protocol import modcrop, psnr_db, quantize_8bit, rgb_to_y, ssim
+from deconv_edge_core.errors import UserError
+from deconv_edge_train.data import NamedImage
+from deconv_edge_train.protocol import psnr_db, quantize_8bit, ssim
+from edge_runtime.inference.config import RuntimeConfig
 
-from .calibration import lr_luma, usable
+from .calibration import Degradation
 from .exporters import GATE_MAX_ABS
 
 BatchFn = Callable[[np.ndarray], np.ndarray]
-#: Low-resolution pixels dropped at inner tile borders (≥ the receptive radius of FSRCNN(56,12,4), 8).
-TILE_HALO = 8
 
 
 @dataclass(frozen=True)
@@ -49,7 +45,11 @@ class Gate:
 
 @dataclass(frozen=True)
 class EvalPicture:
-    """One evaluation picture: ground-truth luma (0..255) and its low-resolution luma (0..1)."""
+    """One evaluation picture: ground truth (0..255) and the model's input (H, W, C) in 0..1.
+
+    For super-resolution the input is the low-resolution luma; for denoising, the noisy grey picture (and
+    the noise-level map when the model takes one).
+    """
 
     name: str
     hr_y: np.ndarray
@@ -64,27 +64,43 @@ class EvalSet:
     scale: int
     source: str
     _float_cache: dict = field(default_factory=dict, repr=False)
+    #: Border pixels left out of PSNR/SSIM (SR: ``scale``, PROTOCOL.md; denoising: none).
+    shave: Optional[int] = None
+    #: Input height and width are padded to multiples of this (stride-2 denoisers: 4).
+    size_multiple: int = 1
 
     @classmethod
-    def from_images(cls, images: Sequence[NamedImage], scale: int, source: str = "") -> EvalSet:
-        pics = tuple(EvalPicture(Path(img.name).name, rgb_to_y(modcrop(img.rgb, scale)), lr_luma(img, scale))
-                     for img in usable(images, scale, "eval"))
-        return cls(pics, int(scale), source)
+    def from_images(cls, images: Sequence[NamedImage], scale: int, source: str = "",
+                    degradation: Optional[Degradation] = None, size_multiple: int = 1) -> EvalSet:
+        deg = degradation or Degradation(scale=scale)
+        pics = tuple(EvalPicture(Path(img.name).name, deg.truth(img), deg.model_input(img, seed=i))
+                     for i, img in enumerate(deg.usable(images, "eval")))
+        return cls(pics, int(scale), source, shave=0 if deg.task == "denoise" else int(scale),
+                   size_multiple=int(size_multiple))
 
-    def float_outputs(self, keras_model, tile_hw: Optional[tuple]) -> list[np.ndarray]:
-        """Keras outputs (H·s, W·s) in 0..1 for every picture, tiled like the artifact (cached)."""
-        key = (id(keras_model), tile_hw)
+    @property
+    def border(self) -> int:
+        return self.scale if self.shave is None else self.shave
+
+    def float_outputs(self, keras_model, enhancer=None) -> list[np.ndarray]:
+        """Keras outputs (H·s, W·s) in 0..1 for every picture, tiled by ``enhancer``'s tiler exactly as it
+        tiles its artifact (``None``: whole pictures); cached per tiling."""
+        key = (id(keras_model), None if enhancer is None else (enhancer.tile, enhancer.halo, enhancer.max_batch))
         if key not in self._float_cache:
             def predict(x):
                 return np.asarray(keras_model(x, training=False))
 
-            self._float_cache[key] = [run_tiled(predict, p.lr, tile_hw, self.scale) for p in self.pictures]
+            if enhancer is None:
+                outs = [run_whole(predict, p.lr, self.scale, self.size_multiple) for p in self.pictures]
+            else:
+                outs = [enhancer.tiled(predict, p.lr) for p in self.pictures]
+            self._float_cache[key] = [np.asarray(o, np.float32) for o in outs]
         return self._float_cache[key]
 
     def float_quality(self, keras_model) -> tuple[float, float]:
         """Mean PSNR (dB) and SSIM of the float model on whole pictures, per PROTOCOL.md."""
-        refs = self.float_outputs(keras_model, None)
-        s = self.scale
+        refs = self.float_outputs(keras_model)
+        s = self.border
         psnrs = [psnr_db(quantize_8bit(r * 255.0), p.hr_y, s) for r, p in zip(refs, self.pictures)]
         ssims = [ssim(quantize_8bit(r * 255.0), p.hr_y, s) for r, p in zip(refs, self.pictures)]
         return float(np.mean(psnrs)), float(np.mean(ssims))
@@ -97,6 +113,7 @@ class Accuracy:
     eval_data: str
     backend: str
     tile_hw: Optional[tuple]
+    halo: Optional[int]
     psnr_db: float
     ssim: float
     float_psnr_db: float
@@ -131,72 +148,73 @@ def _finite(v: float):
     return None if v is None or not math.isfinite(v) else float(v)
 
 
-def tile_starts(size: int, tile: int, halo: int) -> list[int]:
-    """Tile origins: consecutive tiles overlap by ``2·halo``; the last one is flush with the end."""
-    if size <= tile:
-        return [0]
-    step = tile - 2 * halo
-    starts = list(range(0, size - tile + 1, step))
-    if starts[-1] + tile < size:
-        starts.append(size - tile)
-    return starts
+def gate_halo(tile_hw: Optional[tuple], task: str = "super-resolution", receptive_radius_px: Optional[int] = None,
+              multiple: int = 1) -> int:
+    """The runtime's default halo for the task and network, or for a tile too small for it (tiny test
+    artifacts) the largest that keeps half of each tile side."""
+    from edge_runtime.inference.enhance import default_halo
 
-
-def run_tiled(predict: BatchFn, lr: np.ndarray, tile_hw: Optional[tuple], scale: int,
-              halo: int = TILE_HALO) -> np.ndarray:
-    """Run ``predict`` ((1,h,w,1) → (1,h·s,w·s,1)) on ``lr`` (H, W) whole or in tiles of ``tile_hw``.
-
-    Tiles overlap and each keeps only its centre (``halo`` LR pixels dropped on inner sides), so seams see
-    real neighbours instead of zero padding, as a tiling runtime does.
-    """
+    halo = default_halo(task, receptive_radius_px, multiple)
     if tile_hw is None:
-        return np.asarray(predict(lr[None, :, :, None].astype(np.float32)), np.float32)[0, :, :, 0]
-    th, tw = tile_hw
-    hy, hx = min(halo, (th - 1) // 4), min(halo, (tw - 1) // 4)
-    h, w = lr.shape
-    padded = np.pad(lr, ((0, max(th - h, 0)), (0, max(tw - w, 0))), mode="edge")
-    ph, pw = padded.shape
-    out = np.zeros((ph * scale, pw * scale), np.float32)
-    for y in tile_starts(ph, th, hy):
-        y0, y1 = (y + hy if y > 0 else y), (y + th - hy if y + th < ph else y + th)
-        for x in tile_starts(pw, tw, hx):
-            x0, x1 = (x + hx if x > 0 else x), (x + tw - hx if x + tw < pw else x + tw)
-            tile = np.ascontiguousarray(padded[y:y + th, x:x + tw], np.float32)[None, :, :, None]
-            res = np.asarray(predict(tile))[0, :, :, 0]
-            out[y0 * scale:y1 * scale, x0 * scale:x1 * scale] = \
-                res[(y0 - y) * scale:(y1 - y) * scale, (x0 - x) * scale:(x1 - x) * scale]
+        return halo
+    return min(halo, (min(tile_hw) - 1) // 4)
+
+
+def run_whole(predict: BatchFn, lr: np.ndarray, scale: int, multiple: int = 1) -> np.ndarray:
+    """``predict`` ((1,h,w,C) → (1,h·s,w·s,1)) on the whole of ``lr`` (H, W) or (H, W, C); a model that needs
+    sides in multiples of ``multiple`` gets them padded by reflection (as the denoising evaluator does), and
+    the output is cropped back."""
+    if lr.ndim == 2:
+        lr = lr[:, :, None]
+    h, w = lr.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    x = np.pad(lr, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else lr
+    out = np.asarray(predict(x[None].astype(np.float32)), np.float32)[0, :, :, 0]
     return out[: h * scale, : w * scale]
 
 
 def open_for_gate(artifact: Path, threads: Optional[int]):
-    """The backend the artifact's manifest calls for; returns ``(backend, description)``.
+    """The device's code path for ``artifact``: an Enhancer with the backend its manifest calls for; returns
+    ``(enhancer, backend description)``.
 
     An Edge TPU artifact on a machine without the Edge TPU runtime runs on the CPU interpreter (the same
     int8 arithmetic, minus the accelerator); the description says so.
     """
-    from edge_runtime.backends import open_backend
+    from deconv_edge_core.manifest import load_manifest
+    from edge_runtime.inference.enhance import Enhancer
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        backend = open_backend(artifact, RuntimeConfig(threads=threads))
+    manifest, _ = load_manifest(artifact)
+    h, w = manifest.input.hw
+    enhancer = Enhancer(artifact, RuntimeConfig(threads=threads),
+                        halo=gate_halo(None if h is None or w is None else (h, w), manifest.task,
+                                       manifest.receptive_radius_px,
+                                       manifest.noise.size_multiple if manifest.noise is not None else 1))
+    backend = enhancer.backend
     desc = backend.name
-    if any("instead" in str(w.message) for w in caught):
+    # open_backend records a fallback on the backend (its warning goes to stderr, out of reach of a caller).
+    if backend.fallback:
         desc += " (Edge TPU runtime not found: CPU fallback)"
-    return backend, desc
+    return enhancer, desc
 
 
 def check_artifact(artifact: Path, keras_model, eval_set: EvalSet, gate: Gate,
                    threads: Optional[int] = None) -> Accuracy:
     """Evaluate ``artifact`` (its manifest beside it) against ``keras_model`` on ``eval_set``."""
-    backend, desc = open_for_gate(artifact, threads)
-    h, w = backend.manifest.input.hw
+    enhancer, desc = open_for_gate(artifact, threads)
+    h, w = enhancer.manifest.input.hw
     tile_hw = None if (h is None or w is None) else (int(h), int(w))
-    refs = eval_set.float_outputs(keras_model, tile_hw)
-    s = eval_set.scale
+    refs = eval_set.float_outputs(keras_model, enhancer)
+    lo, hi = enhancer.manifest.value_range
+    s = eval_set.border
     rows = []
     max_abs = 0.0
     for pic, ref in zip(eval_set.pictures, refs):
-        out = run_tiled(backend.run, pic.lr, tile_hw, s)
+        x = np.array(pic.lr, np.float32)
+        if x.ndim == 3:  # luma (+ a denoiser's noise-level map, which stays as the picture's own)
+            x[..., 0] = x[..., 0] * (hi - lo) + lo
+        else:
+            x = x * (hi - lo) + lo
+        out = (enhancer.upscale_y(x) - lo) / (hi - lo)
         if out.shape != ref.shape:
             raise UserError(f"{artifact.name} answers {out.shape} for {pic.name}, expected {ref.shape}")
         max_abs = max(max_abs, float(np.max(np.abs(out.astype(np.float64) - ref))))
@@ -215,6 +233,7 @@ def check_artifact(artifact: Path, keras_model, eval_set: EvalSet, gate: Gate,
 
     psnr, fpsnr = mean("psnr_db"), mean("float_psnr_db")
     per_image = tuple({k: (_finite(v) if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
-    return Accuracy(eval_data=eval_set.source, backend=desc, tile_hw=tile_hw, psnr_db=psnr, ssim=mean("ssim"),
+    return Accuracy(eval_data=eval_set.source, backend=desc, tile_hw=tile_hw,
+                    halo=enhancer.halo if tile_hw else None, psnr_db=psnr, ssim=mean("ssim"),
                     float_psnr_db=fpsnr, float_ssim=mean("float_ssim"), psnr_vs_float_db=mean("psnr_vs_float_db"),
                     max_abs_error=max_abs, psnr_drop_db=fpsnr - psnr, gate=gate, per_image=per_image)

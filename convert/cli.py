@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edge_runtime.commands import command, require_train_extra
+from deconv_edge_core.commands import command, require_train_extra
 
 
 def _formats_help() -> str:
@@ -58,13 +58,13 @@ class ConvertCommand:
     @staticmethod
     def run(args: argparse.Namespace) -> int:
         require_train_extra("deconv-edge convert")
-        from edge_runtime.errors import UserError
+        from deconv_edge_core.errors import UserError
 
         from .api import ExportConfig, convert, parse_formats, parse_input_size, parse_option
         from .calibration import MIN_CALIB_SAMPLES
 
         parse_formats(args.formats)  # fail fast, before TensorFlow is imported
-        from train.quiet import import_tensorflow
+        from deconv_edge_train.quiet import import_tensorflow
 
         import_tensorflow()
         if args.calib_samples < MIN_CALIB_SAMPLES:
@@ -73,7 +73,12 @@ class ConvertCommand:
             input_size_hw=parse_input_size(args.input_size) if args.input_size else None,
             upsampler=args.upsampler, max_psnr_drop_db=args.max_psnr_drop, calib_samples=args.calib_samples,
             options=tuple(parse_option(o) for o in args.option), threads=args.threads)
-        report = convert(args.model, args.formats, args.calib, args.eval, args.out, config, progress=print)
+        from deconv_edge_core.live import LiveLine
+
+        live = LiveLine(min_interval_s=0.0)  # a terminal sees the stage of each artifact; logs only the results
+        report = convert(args.model, args.formats, args.calib, args.eval, args.out, config, progress=live.say,
+                         stage=live.update)
+        live.clear()
         bad = [a.format for a in report.artifacts if a.status != "passed"]
         print(f"report: {args.out}/report.md")
         if bad:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_runtime.fsutil import write_json_atomic, write_text_atomic
+from deconv_edge_core.fsutil import write_json_atomic, write_text_atomic
 
 #: Ops worth naming in the table (the rest are counted).
 _KEY_OPS = ("TRANSPOSE_CONV", "ConvTranspose", "DEPTH_TO_SPACE", "DepthToSpace", "QUANTIZE", "DEQUANTIZE",

@@ -4,7 +4,7 @@
 ``Conv2D`` with ``r²·C_out`` filters on the low-resolution grid followed by depth-to-space (Shi et al. 2016, "Is the
 deconvolution layer the same as a convolutional layer?"). TF's 'same' transposed convolution sends input ``i`` to
 output ``y`` through tap ``t = y - i·r + pad`` with ``pad = max(k - r, 0) // 2`` (see
-``train.models.base.deconv_offset``). Writing ``y = j·r + p`` (phase ``p``) and ``i = j + d`` gives
+``deconv_edge_train.models.base.deconv_offset``). Writing ``y = j·r + p`` (phase ``p``) and ``i = j + d`` gives
 ``t = p + pad - r·d``: phase ``p`` of LR pixel ``j`` reads LR offsets ``d`` with ``0 <= t < k``. The offsets span
 ``[d_min, d_max]``; a 'same' ``Conv2D`` of odd size ``2·max(-d_min, d_max) + 1`` covers them (5 for k=9, r=2;
 3 for r=3 and r=4, i.e. ``ceil(k / r)``), with zero taps where an offset is unused.
@@ -15,23 +15,9 @@ range (≈37 levels instead of 255) and lose ~1 dB. A convolution over concatena
 convolutions over each group, so the upsampler is split into one convolution per group plus an ``Add`` (whose
 int8 kernel rescales each input on its own).
 
-**Two-term residual weights (int8 only).** The LR group carries most of the signal (it starts as bicubic
-interpolation), so int8 rounding of its weights shows as a per-phase gain error (~0.6 %, ~0.08 dB at x2).
-Its kernel ``K`` is written as ``hi + lo``: ``hi`` lies exactly on the per-channel symmetric int8 grid the
-converters use (scale ``max|K|/127``), ``lo = K - hi`` is at most half a step and gets its own fine scale. Two
-tiny 1-channel convolutions instead of one; exact in float. ``lo`` is added to the small-range feature term
-first, so the extra int8 sum is fine-grained.
-
-**Nearest-neighbour anchor (full-integer TFLite).** The split form still rounds two image-range int8 tensors
-(the bicubic branch and a partial sum) before the output, which costs ~0.15 dB at x2. Bicubic = nearest
-neighbour + (bicubic − nearest): nearest neighbour is a copy of the 8-bit input (lossless in int8 once the
-input sits on the 1/255 grid), and the difference has weights ≤ ~0.2, no larger than the feature weights, so it
-joins the features in *one* convolution over the concat again. The features are rescaled to 0..1 (their
-calibrated maximum folded into the expand convolution and back into the upsampler) so the concat's one int8
-grid is the input's, and the remainder's output is put on the display grid (1/255) so the final ADD is an exact
-integer sum whose one rounding is the display's. ``convert.api`` builds both forms and keeps the one closer to
-the float model on the calibration pictures: on the first-session models the anchor won for FSRCNN x2 (int8
-loss 0.23 -> 0.14 dB) and the split for FSRCNN-s; which wins depends on the trained weights.
+**int8 forms.** The int8-only rewrites (two-term residual weights, the nearest-neighbour anchor) are
+described, named and chosen between in ``deconv_edge_convert.int8_forms``; this module does the weight
+arithmetic and builds the layers.
 """
 
 from __future__ import annotations
@@ -41,8 +27,10 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from edge_runtime.errors import UserError
-from train.models.base import UPSAMPLER_LAYER, deconv_offset
+from deconv_edge_core.errors import UserError
+from deconv_edge_train.models.base import UPSAMPLER_LAYER, deconv_offset
+
+from .int8_forms import NAMES
 
 UPSAMPLERS = ("deconv", "subpixel")
 
@@ -257,29 +245,28 @@ def _anchored(model, up, form: str, r: int, feature_max: float | None):
     k = int(cfg["kernel_size"][0])
     n_deconv = nearest_kernel((k, k, 1, 1), r, "deconv", deconv_offset(k, r))
     main_k[..., 0, c_feat] -= n_deconv[..., 0, 0]
-    concat = keras.layers.Concatenate(axis=-1, name=f"{UPSAMPLER_LAYER}_concat")([feats, model_input])
+    concat = keras.layers.Concatenate(axis=-1, name=NAMES.concat)([feats, model_input])
     if form == "subpixel":
         w, b = subpixel_weights(main_k, bias, r)
         layer = keras.layers.Conv2D(w.shape[-1], w.shape[:2], padding="same", use_bias=b is not None,
-                                    name=f"{UPSAMPLER_LAYER}_conv_residual")
+                                    name=NAMES.branch(form, "_residual"))
         main = layer(concat)
         layer.set_weights([w, b] if b is not None else [w])
         anchor = _conv_from(model_input, nearest_kernel((1, 1, 1, r * r), r, "subpixel"),
-                            f"{UPSAMPLER_LAYER}_conv_nearest")
+                            NAMES.branch(form, "_nearest"))
     else:
         layer = keras.layers.Conv2DTranspose(1, cfg["kernel_size"], strides=r, padding="same",
-                                             use_bias=bias is not None, name=f"{UPSAMPLER_LAYER}_residual")
+                                             use_bias=bias is not None, name=NAMES.branch(form, "_residual"))
         main = layer(concat)
         layer.set_weights([main_k, bias] if bias is not None else [main_k])
         near = keras.layers.Conv2DTranspose(1, cfg["kernel_size"], strides=r, padding="same", use_bias=False,
-                                            name=f"{UPSAMPLER_LAYER}_nearest")
+                                            name=NAMES.branch(form, "_nearest"))
         anchor = near(model_input)
         near.set_weights([n_deconv])
-    # The exact branch goes first: the calibrator gives an ADD's first input the output's range, which
-    # convert.tflite_tools.pin_exact_grids then puts back on the input's grid.
-    y = keras.layers.Add(name=f"{UPSAMPLER_LAYER}_sum")([anchor, main])
+    # The exact branch goes first (see Pins.sum).
+    y = keras.layers.Add(name=NAMES.sum())([anchor, main])
     if form == "subpixel":
-        y = DepthToSpace(r, name=f"{UPSAMPLER_LAYER}_d2s")(y)
+        y = DepthToSpace(r, name=NAMES.d2s)(y)
     return y
 
 
@@ -317,7 +304,7 @@ def rewrite_upsampler(model, form: str, split_concat: bool = True, int8_split: b
         if y is not None:
             act = keras.activations.get(up.get_config().get("activation"))
             if act is not keras.activations.linear:
-                y = keras.layers.Activation(act, name=f"{UPSAMPLER_LAYER}_act")(y)
+                y = keras.layers.Activation(act, name=NAMES.act)(y)
             return keras.Model(model.inputs[0], y, name=f"{model.name}_{form}")
     groups = _input_groups(model, up) if split_concat else [up.input]
     if form == "deconv" and len(groups) == 1:
@@ -333,11 +320,11 @@ def rewrite_upsampler(model, form: str, split_concat: bool = True, int8_split: b
         if form == "subpixel":
             w, bb = subpixel_weights(k, b, r)
             layer = keras.layers.Conv2D(r * r * c_out, w.shape[:2], padding="same", use_bias=b is not None,
-                                        name=f"{UPSAMPLER_LAYER}_conv{name}")
+                                        name=NAMES.branch(form, name))
         else:
             w, bb = k, b
             layer = keras.layers.Conv2DTranspose(c_out, cfg["kernel_size"], strides=r, padding="same",
-                                                 use_bias=b is not None, name=f"{UPSAMPLER_LAYER}{name}")
+                                                 use_bias=b is not None, name=NAMES.branch(form, name))
         y = layer(tensor)
         layer.set_weights([w, bb] if b is not None else [w])
         return y
@@ -355,8 +342,8 @@ def rewrite_upsampler(model, form: str, split_concat: bool = True, int8_split: b
             k_eff = subpixel_weights(k_g, None, r)[0] if form == "subpixel" else k_g
             hi, lo = int8_grid_split(k_eff, channel_axis=-1 if form == "subpixel" else 2)
             if form == "subpixel":
-                residual.append(_conv_from(tensor, hi, f"{UPSAMPLER_LAYER}_conv{suffix}_hi"))
-                main.append(_conv_from(tensor, lo, f"{UPSAMPLER_LAYER}_conv{suffix}_lo"))
+                residual.append(_conv_from(tensor, hi, NAMES.branch(form, f"{suffix}_hi")))
+                main.append(_conv_from(tensor, lo, NAMES.branch(form, f"{suffix}_lo")))
             else:
                 residual.append(make(tensor, hi, None, f"{suffix}_hi"))
                 main.append(make(tensor, lo, None, f"{suffix}_lo"))
@@ -371,11 +358,11 @@ def rewrite_upsampler(model, form: str, split_concat: bool = True, int8_split: b
             # The large residual term goes first into its ADD: TFLite's calibrator gives an ADD's first input
             # the output's (image-wide) range, which would coarsen the fine-grained partial sum instead.
             pair = [p, y] if residual and p is residual[-1] else [y, p]
-            y = keras.layers.Add(name=f"{UPSAMPLER_LAYER}_sum" + (f"_{i}" if len(parts) > 2 else ""))(pair)
+            y = keras.layers.Add(name=NAMES.sum(i if len(parts) > 2 else None))(pair)
     if form == "subpixel":
-        y = DepthToSpace(r, name=f"{UPSAMPLER_LAYER}_d2s")(y)
+        y = DepthToSpace(r, name=NAMES.d2s)(y)
     act = keras.activations.get(cfg.get("activation"))
     if act is not keras.activations.linear:
-        y = keras.layers.Activation(act, name=f"{UPSAMPLER_LAYER}_act")(y)
+        y = keras.layers.Activation(act, name=NAMES.act)(y)
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     return keras.Model(inputs, y, name=f"{model.name}_{form}")

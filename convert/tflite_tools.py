@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import types
 from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from edge_runtime.manifest import Quantization, TensorSpec
+from deconv_edge_core.manifest import Quantization, TensorSpec
 
 #: Name of the TFLite metadata entry holding the embedded manifest essentials (JSON, UTF-8).
 METADATA_NAME = "deconv_edge"
@@ -68,7 +69,7 @@ def _quiet(fn):
     import logging
     import warnings
 
-    from edge_runtime.quiet import muted_stderr
+    from deconv_edge_core.quiet import muted_stderr
 
     absl_logger = logging.getLogger("absl")
     level = absl_logger.level
@@ -136,6 +137,19 @@ def op_names(flatbuffer: bytes) -> list[str]:
     return [op_name(op) for op in model.subgraphs[0].operators]
 
 
+def op_versions(flatbuffer: bytes) -> dict:
+    """``{builtin op name: sorted versions}`` of the operator codes a flatbuffer declares (what a compiler reads)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    op_name = _op_namer(model)
+    out: dict = {}
+    for i, oc in enumerate(model.operatorCodes):
+        name = op_name(types.SimpleNamespace(opcodeIndex=i))
+        out.setdefault(name, set()).add(int(oc.version))
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
 def tensor_specs(flatbuffer: bytes) -> tuple[TensorSpec, TensorSpec]:
     """Input and output :class:`TensorSpec` as the interpreter reports them (shape signature, quantization)."""
     from ai_edge_litert.interpreter import Interpreter
@@ -201,8 +215,6 @@ def pin_output_range(flatbuffer: bytes, lo: float = 0.0, hi: float = 1.0) -> byt
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-#: Output-name marker of the rewrite's nearest-neighbour branch (``convert.rewrite.nearest_kernel``).
-NEAREST_MARKER = "_nearest"
 #: Where the bias and the data input sit among an op's inputs.
 _BIAS_INPUT = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "TRANSPOSE_CONV": 3}
 _DATA_INPUT = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 0, "TRANSPOSE_CONV": 2}
@@ -229,8 +241,9 @@ def _pin_residual(sg, nearest: int, display: float, quant, op_name, set_grid) ->
             set_grid(other, display, 0)
 
 
-def pin_exact_grids(flatbuffer: bytes) -> bytes:
-    """Make the lossless paths of a full-integer model lossless: the 8-bit input and the nearest-neighbour branch.
+def pin_exact_grids(flatbuffer: bytes, pins=None) -> bytes:
+    """Make the lossless paths of a full-integer model lossless: the 8-bit input and the nearest-neighbour branch
+    that ``pins`` (a :class:`deconv_edge_convert.int8_forms.Pins`, from the rewrite) names, if any.
 
     The calibrated input range is the calibration pictures' (e.g. 0..0.97, a grid of step 1/263), so every
     8-bit pixel would be rounded again before the model starts; the input is put on the display grid (1/255,
@@ -242,9 +255,12 @@ def pin_exact_grids(flatbuffer: bytes) -> bytes:
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
+    from .int8_forms import tensor_of_layer
+
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
     sg = model.subgraphs[0]
     op_name = _op_namer(model)
+    nearest_layer = pins.nearest if pins is not None else None
 
     def quant(t: int):
         q = sg.tensors[t].quantization
@@ -287,7 +303,7 @@ def pin_exact_grids(flatbuffer: bytes) -> bytes:
             changed = True
     exact = {int(op.outputs[0]) for op in sg.operators if op_name(op) == "QUANTIZE"} | {int(i) for i in sg.inputs}
     for op in sg.operators:
-        # A concat of the (exact) input with features rescaled to 0..1 (convert.rewrite): one grid for all,
+        # A concat of the (exact) input with features rescaled to 0..1 (deconv_edge_convert.rewrite): one grid for all,
         # the input's; XNNPACK only takes a CONCATENATION whose inputs and output share it.
         if op_name(op) != "CONCATENATION" or not any(int(i) in exact for i in op.inputs):
             continue
@@ -306,7 +322,7 @@ def pin_exact_grids(flatbuffer: bytes) -> bytes:
         out, inp = int(op.outputs[0]), int(op.inputs[_DATA_INPUT[name]])
         tname = sg.tensors[out].name
         tname = tname.decode() if isinstance(tname, bytes) else str(tname)
-        if NEAREST_MARKER in tname and quant(inp) is not None and quant(out) is not None:
+        if tensor_of_layer(tname, nearest_layer) and quant(inp) is not None and quant(out) is not None:
             set_grid(out, float(quant(inp).scale[0]), int(quant(inp).zeroPoint[0]))
             changed = True
             _pin_residual(sg, out, display, quant, op_name, set_grid)

@@ -9,7 +9,7 @@ Imports stay light (no TensorFlow, ever); :class:`Enhancer` is loaded on first u
 
 def __getattr__(name):
     if name == "Enhancer":
-        from .enhance import Enhancer
+        from .inference.enhance import Enhancer
 
         return Enhancer
     raise AttributeError(f"module 'edge_runtime' has no attribute '{name}'")

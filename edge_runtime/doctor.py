@@ -9,8 +9,9 @@ import os
 import platform
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
+
+from .machine import board_model, cpu_governors, read_text, usable_cores
 
 
 @dataclass(frozen=True)
@@ -21,18 +22,6 @@ class Check:
     value: str
     problem: bool = False
     advice: str = ""
-
-
-def _read(path: str) -> Optional[str]:
-    try:
-        return Path(path).read_text(errors="replace").replace("\x00", "").strip()
-    except OSError:
-        return None
-
-
-def board_model() -> Optional[str]:
-    """``Raspberry Pi 5 Model B Rev 1.0``, ``NVIDIA Jetson Orin Nano ...`` or ``None`` (no device tree)."""
-    return _read("/proc/device-tree/model") or _read("/sys/firmware/devicetree/base/model")
 
 
 def _version(module: str) -> Optional[str]:
@@ -48,7 +37,7 @@ def checks() -> list[Check]:
     import cv2
     import numpy as np
 
-    from .sources._opencv import opencv_video_backends
+    from .video.sources._opencv import opencv_video_backends
 
     out = []
     board = board_model() or ""
@@ -56,8 +45,9 @@ def checks() -> list[Check]:
     out.append(Check("python", f"{platform.python_version()} ({sys.executable})"))
     out.append(Check("platform", f"{platform.system()} {platform.release()} {platform.machine()}"))
     out.append(Check("board", board or f"no device-tree model (a PC or VM: {platform.machine()})"))
-    out.append(Check("cpu", f"{os.cpu_count()} cores"))
-    govs = sorted({g for g in (_read(p) for p in glob.glob("/sys/devices/system/cpu/cpu*/cpufreq/scaling_governor")) if g})
+    out.append(Check("cpu", f"{os.cpu_count()} cores, {usable_cores()} usable by this process "
+                            "(the default --threads)"))
+    govs = cpu_governors()
     if not govs:
         out.append(Check("cpu governor", "not exposed (no cpufreq: a VM or container)"))
     else:
@@ -76,18 +66,19 @@ def checks() -> list[Check]:
                             "(make the venv with --system-site-packages)"))
 
     # Inference runtimes.
+    from .stacks import JETSON_ADVICE, cpu_kernels, runtime_wheels_hint
+
     litert, tflite_rt, ort = _version("ai_edge_litert"), _version("tflite_runtime"), _version("onnxruntime")
     out.append(Check("litert", f"ai_edge_litert {litert}" if litert else "not installed",
-                     problem=not (litert or tflite_rt or ort),
-                     advice="pip install 'deconv-edge[edge]' (LiteRT) or 'deconv-edge[onnx]'"))
+                     problem=not (litert or tflite_rt or ort), advice=runtime_wheels_hint()))
     if tflite_rt or not litert:
         out.append(Check("tflite_runtime", tflite_rt or "not installed (only needed on old Raspberry Pi OS: "
                                                         "'deconv-edge[legacy]')"))
-    from .backends.edgetpu import load_error
+    from .inference.backends.edgetpu import load_error
 
     tpu_error = load_error()
     # Coral USB: 1a6e:089a before its firmware is loaded, 18d1:9302 after.
-    usb_ids = {(_read(f"{d}/idVendor"), _read(f"{d}/idProduct")) for d in glob.glob("/sys/bus/usb/devices/*")}
+    usb_ids = {(read_text(f"{d}/idVendor"), read_text(f"{d}/idProduct")) for d in glob.glob("/sys/bus/usb/devices/*")}
     usb_coral = bool(usb_ids & {("1a6e", "089a"), ("18d1", "9302")})
     pcie_coral = bool(glob.glob("/dev/apex_*"))
     coral = "Coral on USB" if usb_coral else "Coral on PCIe" if pcie_coral else "no Coral seen"
@@ -108,7 +99,7 @@ def checks() -> list[Check]:
 
     # Cameras and display.
     cams = sorted(glob.glob("/dev/video*"), key=lambda p: (len(p), p))
-    names = [f"{c} ({_read(f'/sys/class/video4linux/{os.path.basename(c)}/name') or '?'})" for c in cams]
+    names = [f"{c} ({read_text(f'/sys/class/video4linux/{os.path.basename(c)}/name') or '?'})" for c in cams]
     picam = importlib.util.find_spec("picamera2") is not None
     if is_pi:
         # libcamera camera modules show up as ISP/codec /dev/video* nodes that OpenCV cannot read.
@@ -120,7 +111,7 @@ def checks() -> list[Check]:
                          advice=""))
     if not cams:
         out.append(Check("demo source", "demo:// always works: deconv-edge camera --source demo:// --sink out.mp4"))
-    from .sinks.window import display_available
+    from .video.sinks.window import display_available
 
     display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     out.append(Check("display", display or ("none" if sys.platform.startswith("linux") else "assumed"),
@@ -131,15 +122,47 @@ def checks() -> list[Check]:
                                     "(over SSH: ssh -L 8080:127.0.0.1:8080 DEVICE)"))
 
     # The default model.
-    from .default_model import default_model
-    from .errors import UserError
+    from deconv_edge_core.errors import UserError
+
+    from .inference.catalog import resolve
 
     try:
-        model = default_model()
+        model = resolve(None).path
         out.append(Check("default model", str(model)))
+        # What really runs, read from the loaded interpreter (tflite-runtime 2.14 applies no XNNPACK to int8).
+        text, slow = cpu_kernels(model)
+        out.append(Check("kernels", text, problem=slow,
+                         advice="this runtime applies no delegate to int8 models: pip install 'deconv-edge[edge]' "
+                                "(LiteRT, XNNPACK) where the Python has its wheels (3.9+), or use an ONNX file"))
     except UserError as exc:
         out.append(Check("default model", "none", problem=True, advice=str(exc)))
+    if is_jetson:
+        out.append(Check("jetson", JETSON_ADVICE))
+    out.extend(_model_choices())
     return out
+
+
+def _model_choices() -> list[Check]:
+    """Which file each shipped model name runs here, and why (measured by ``bench --pick`` or not)."""
+    from deconv_edge_core.errors import UserError
+
+    from .inference.catalog import choose_file, shipped_models
+    from .inference.picks import cache_file
+
+    items, measured = [], False
+    for name, model in shipped_models().items():
+        label = f"model {name}" + (f" ({', '.join(model.aliases)})" if model.aliases else "")
+        try:
+            chosen, how = choose_file(model)
+        except UserError as exc:
+            items.append(Check(label, "nothing runs here", problem=True, advice=str(exc)))
+            continue
+        measured = measured or how.startswith("fastest measured")
+        items.append(Check(label, f"{chosen.name}: {how}"))
+    if items and not measured:
+        items.append(Check("model picks", f"not measured on this device (cache {cache_file()}): "
+                                          "'deconv-edge bench --pick' measures each model's files once"))
+    return items
 
 
 def report(items: list[Check]) -> str:

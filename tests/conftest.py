@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Model picks measured by a user's own 'bench --pick' must not change what the tests run (edge_runtime.inference.picks).
+import tempfile  # noqa: E402
+
+os.environ["DECONV_EDGE_CACHE_DIR"] = tempfile.mkdtemp(prefix="dce-test-cache-")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -3,14 +3,16 @@
 # (what 'pip install deconv-edge[edge,onnx]' gives a device), and no TensorFlow.
 # The venv (.venv-runtime) is made once and reinstalled only when pyproject.toml changes.
 # Usage: tests/runtime_only.sh [pytest args...]
+# Another stack: PYTHON=/usr/bin/python3.11 RUNTIME_VENV=.venv-x RUNTIME_EXTRAS=onnx,legacy (see tests/stacks.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${RUNTIME_VENV:-.venv-runtime}
-STAMP="$VENV/.installed-$(cksum pyproject.toml | cut -d' ' -f1)"
+EXTRAS=${RUNTIME_EXTRAS:-edge,onnx}
+STAMP="$VENV/.installed-$(cksum pyproject.toml | cut -d' ' -f1)-${EXTRAS//,/-}"
 if [ ! -f "$STAMP" ]; then
   test -x "$VENV/bin/python" || "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[edge,onnx]' pytest pytest-timeout
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[$EXTRAS]" pytest pytest-timeout
   rm -f "$VENV"/.installed-*
   touch "$STAMP"
 fi

@@ -1,3 +1,3 @@
 """Training side of deconv-edge: Keras deconvolution SR models, data, evaluation."""
 
-__version__ = "0.1.0"
+from deconv_edge_core import __version__  # noqa: F401  (one version for the whole project)

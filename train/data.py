@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from edge_runtime.errors import UserError
+from deconv_edge_core.errors import UserError
 
 from .protocol import degrade, imresize, list_images, load_rgb, modcrop, rgb_to_y
 

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from edge_runtime.errors import UserError
+from deconv_edge_core.errors import UserError
 
 from .data import NamedImage, load_image_set
 from .protocol import check_scale, degrade, imresize, modcrop, psnr_db, quantize_8bit, rgb_to_y, ssim
@@ -98,6 +98,8 @@ def model_scale(model) -> int:
     """The upscaling factor of a loaded model, read from its upsampler's stride."""
     from .models.base import UPSAMPLER_LAYER
 
+    if any(layer.name == "denoised" for layer in model.layers):
+        return 1  # a denoiser (``models.rednet``): same size out as in
     try:
         return int(model.get_layer(UPSAMPLER_LAYER).strides[0])
     except ValueError:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.errors import UserError
+from deconv_edge_core.errors import UserError
+from deconv_edge_core.fsutil import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VALID_SCALES = (2, 3, 4)
 
 

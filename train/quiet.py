@@ -1,11 +1,11 @@
-"""Import TensorFlow without its start-up chatter (see :mod:`edge_runtime.quiet`)."""
+"""Import TensorFlow without its start-up chatter (see :mod:`deconv_edge_core.quiet`)."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-from edge_runtime.quiet import muted_stderr
+from deconv_edge_core.quiet import muted_stderr
 
 
 def import_tensorflow():

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from edge_runtime.errors import UserError
-from edge_runtime.manifest import TensorSpec
-from edge_runtime.registry import Registry
+from deconv_edge_core.errors import UserError
+from deconv_edge_core.manifest import TensorSpec
+from deconv_edge_core.registry import Registry
 
 GATE_MAX_ABS = "max_abs_error"
 GATE_PSNR_DROP = "psnr_drop_db"
@@ -45,9 +45,11 @@ class ExportJob:
         input_shape: NHWC input shape, ``None`` for a dynamic dimension.
         dest: where to write the artifact (a temporary path; the caller renames it into place).
         work_dir: scratch folder, deleted afterwards.
-        calib: a :class:`convert.calibration.CalibrationSet` when the format needs one.
+        calib: a :class:`deconv_edge_convert.calibration.CalibrationSet` when the format needs one.
         options: ``((name, value), ...)`` for this format, defaults filled in.
         metadata: manifest essentials to embed inside the artifact.
+        pins: what the full-integer export puts back on exact grids (``deconv_edge_convert.int8_forms.Pins``,
+            from the int8 rewrite of ``model``); ``None`` for none.
     """
 
     model: Any
@@ -57,6 +59,7 @@ class ExportJob:
     calib: Any = None
     options: tuple = ()
     metadata: dict = field(default_factory=dict)
+    pins: Any = None
 
     def option(self, name: str) -> str:
         for k, v in self.options:
@@ -93,7 +96,7 @@ class Exporter:
     #: ``tflite`` | ``onnx`` (which backends can read it)
     runtime: str = ""
     needs_calibration: bool = False
-    #: int8 weights: gets the int8-friendly graph rewrites of ``convert.rewrite``
+    #: int8 weights: gets the int8 forms of the upsampler (``deconv_edge_convert.int8_forms``)
     int8_weights: bool = False
     #: int8 activations too: the output is also quantized on the display grid
     full_integer: bool = False
@@ -135,7 +138,9 @@ class TFLiteExporter(Exporter):
         rep = job.calib.representative_dataset() if self.needs_calibration else None
         io_dtype = dict(job.options).get("io_dtype", "uint8")
         data = tflite_tools.convert(job.model, job.input_shape, mode=self.mode, representative=rep, io_dtype=io_dtype)
-        return tflite_tools.pin_output_range(tflite_tools.pin_exact_grids(data)) if self.full_integer else data
+        if not self.full_integer:
+            return data
+        return tflite_tools.pin_output_range(tflite_tools.pin_exact_grids(data, job.pins))
 
     def export(self, job: ExportJob) -> ExportResult:
         from .. import tflite_tools
@@ -166,11 +171,12 @@ class OnnxExporter(Exporter):
 
         proto = onnx_tools.convert(job.model, job.input_shape, opset=int(job.option("opset")))
         proto, partial = self.transform(proto, job)
-        onnx_tools.probe_layout(proto, job.input_shape, int(job.metadata["scale"]))
+        layout_notes = onnx_tools.probe_layout(proto, job.input_shape, int(job.metadata["scale"]))
         onnx_tools.embed_metadata(proto, job.metadata)
         job.dest.write_bytes(proto.SerializeToString())
         inp, out = onnx_tools.tensor_specs(proto)
         notes, extra = (partial.notes, partial.extra) if partial else ((), {})
+        notes = tuple(notes) + tuple(layout_notes)
         return ExportResult(inp, out, tuple(onnx_tools.op_types(proto)), notes, extra)
 
 

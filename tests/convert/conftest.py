@@ -25,7 +25,7 @@ TEST_FIXED_HW = (24, 32)
 
 def tiny_model(scale: int, seed: int = 0):
     """FSRCNN-s (d=8, s=4, m=1) with seeded non-zero upsampler feature taps (untrained, not just bicubic)."""
-    from train.models import ModelConfig, build_model
+    from deconv_edge_train.models import ModelConfig, build_model
 
     model = build_model(ModelConfig(name="fsrcnn-s", scale=scale, d=8, s=4, m=1))
     up = model.get_layer("upsample")
@@ -75,7 +75,7 @@ def tiny_x2():
 
 @pytest.fixture(scope="session")
 def test_config():
-    from convert.api import ExportConfig
+    from deconv_edge_convert.api import ExportConfig
 
     return ExportConfig(calib_samples=TEST_CALIB_SAMPLES, calib_size_hw=TEST_CALIB_HW, input_size_hw=None)
 
@@ -85,7 +85,7 @@ def converted(tmp_path_factory, data, test_config):
     """The whole ``convert`` run over every registered format (the gate included), done once."""
     import dataclasses
 
-    from convert.api import convert
+    from deconv_edge_convert.api import convert
 
     out = tmp_path_factory.mktemp("converted")
     # Lenient PSNR gates: the untrained tiny model is not what the gate thresholds are for.

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from convert.exporters import EXPORTERS, GATE_MAX_ABS
+from deconv_edge_convert.exporters import EXPORTERS, GATE_MAX_ABS
 
 from .conftest import TEST_FIXED_HW
 
@@ -17,8 +17,8 @@ def _natural_lr(hw, name: str) -> np.ndarray:
     """A real picture's low-resolution luma crop (what calibration and the runtime see)."""
     import skimage.data as skd
 
-    from convert.calibration import lr_luma
-    from train.data import NamedImage
+    from deconv_edge_convert.calibration import lr_luma
+    from deconv_edge_train.data import NamedImage
 
     lr = lr_luma(NamedImage(name, getattr(skd, name)()), 2)
     return np.ascontiguousarray(lr[100:100 + hw[0], 150:150 + hw[1]])[None, :, :, None]
@@ -26,10 +26,10 @@ def _natural_lr(hw, name: str) -> np.ndarray:
 
 @pytest.mark.parametrize("key", EXPORTERS.names())
 def test_export_reload_matches_keras(key, tmp_path, tiny_x2, test_config, data):
-    from convert.api import export_one
-    from edge_runtime.backends import open_backend
-    from edge_runtime.config import RuntimeConfig
-    from edge_runtime.manifest import load_manifest
+    from deconv_edge_convert.api import export_one
+    from deconv_edge_core.manifest import load_manifest
+    from edge_runtime.inference.backends import open_backend
+    from edge_runtime.inference.config import RuntimeConfig
 
     exp = EXPORTERS.get(key)
     cfg = dataclasses.replace(test_config, input_size_hw=TEST_FIXED_HW) if exp.static_shape else test_config
@@ -56,8 +56,8 @@ def test_export_reload_matches_keras(key, tmp_path, tiny_x2, test_config, data):
 @pytest.mark.parametrize("key", [k for k in EXPORTERS.names() if EXPORTERS.get(k).runtime == "tflite"][:1] +
                          [k for k in EXPORTERS.names() if EXPORTERS.get(k).runtime == "onnx"][:1])
 def test_embedded_metadata(key, tmp_path, tiny_x2, test_config):
-    from convert import onnx_tools, tflite_tools
-    from convert.api import export_one
+    from deconv_edge_convert import onnx_tools, tflite_tools
+    from deconv_edge_convert.api import export_one
 
     path = export_one(tiny_x2, key, tmp_path, test_config)
     meta = (tflite_tools.read_metadata(path.read_bytes()) if path.suffix == ".tflite"
@@ -66,8 +66,8 @@ def test_embedded_metadata(key, tmp_path, tiny_x2, test_config):
 
 
 def test_int8_io_option(tmp_path, tiny_x2, test_config):
-    from convert.api import export_one
-    from edge_runtime.manifest import load_manifest
+    from deconv_edge_convert.api import export_one
+    from deconv_edge_core.manifest import load_manifest
 
     cfg = dataclasses.replace(test_config, options=(("tflite-int8", "io_dtype", "int8"),))
     manifest, _ = load_manifest(export_one(tiny_x2, "tflite-int8", tmp_path, cfg))
@@ -80,8 +80,8 @@ def test_int8_io_option(tmp_path, tiny_x2, test_config):
 @pytest.mark.parametrize("key", [k for k in EXPORTERS.names() if EXPORTERS.get(k).runtime == "tflite" and EXPORTERS.get(k).full_integer])
 def test_full_integer_input_on_display_grid(key, tmp_path, tiny_x2, test_config):
     """uint8 pixels reach the model unrounded, and the int8 upsampler form chosen is named in the report."""
-    from convert.api import export_one
-    from edge_runtime.manifest import load_manifest
+    from deconv_edge_convert.api import export_one
+    from deconv_edge_core.manifest import load_manifest
 
     manifest, _ = load_manifest(export_one(tiny_x2, key, tmp_path, test_config))
     q = manifest.input.quantization
@@ -90,8 +90,8 @@ def test_full_integer_input_on_display_grid(key, tmp_path, tiny_x2, test_config)
 
 
 def test_fixed_size_and_batch(tmp_path, tiny_x2, test_config):
-    from convert.api import export_one
-    from edge_runtime.backends import open_backend
+    from deconv_edge_convert.api import export_one
+    from edge_runtime.inference.backends import open_backend
 
     cfg = dataclasses.replace(test_config, input_size_hw=(16, 24), batch=None)
     backend = open_backend(export_one(tiny_x2, "tflite-fp32", tmp_path, cfg))
@@ -101,16 +101,43 @@ def test_fixed_size_and_batch(tmp_path, tiny_x2, test_config):
 
 
 def test_onnx_int8_lists_float_nodes(tmp_path, tiny_x2, test_config):
-    from convert.api import export_one
+    import onnx
+
+    from deconv_edge_convert.api import export_one
+    from deconv_edge_convert.onnx_tools import float_nodes
 
     path = export_one(tiny_x2, "onnx-int8", tmp_path, test_config)
     manifest = json.loads((tmp_path / (path.name + ".json")).read_text())
-    assert isinstance(manifest["float_nodes"], list)
+    proto = onnx.load(str(path))
+    # The manifest lists exactly what the file holds: every compute node still fed by a float tensor.
+    assert manifest["float_nodes"] == float_nodes(proto)
+    nodes = {f"{n.name} ({n.op_type})" for n in proto.graph.node}
+    assert set(manifest["float_nodes"]) <= nodes
+    convs = [n for n in proto.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    assert convs and not any(f"{n.name} ({n.op_type})" in manifest["float_nodes"] for n in convs)  # all quantized
+    note = next(n for n in manifest["notes"] if "float" in n)
+    assert (str(len(manifest["float_nodes"])) in note) if manifest["float_nodes"] else note.startswith("no compute")
     assert manifest["ops"].get("QuantizeLinear", 0) > 0
 
 
+def test_float_nodes_finds_a_compute_node_off_the_int8_path():
+    """A Conv fed by DequantizeLinear is quantized; a Relu fed by the Conv's float output is not."""
+    from onnx import TensorProto, helper
+
+    from deconv_edge_convert.onnx_tools import float_nodes
+
+    w = helper.make_tensor("w", TensorProto.FLOAT, [1, 1, 1, 1], [1.0])
+    nodes = [helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["x"], name="dq"),
+             helper.make_node("Conv", ["x", "w"], ["y"], name="conv"),
+             helper.make_node("Relu", ["y"], ["out"], name="relu")]
+    inits = [w, helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]), helper.make_tensor("z", TensorProto.INT8, [], [0])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("xq", TensorProto.INT8, [1, 1, 2, 2])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 1, 2, 2])], inits)
+    assert float_nodes(helper.make_model(graph)) == ["relu (Relu)"]
+
+
 def test_edgetpu_compiler_log_parser():
-    from convert.exporters.edgetpu import parse_compiler_log
+    from deconv_edge_convert.exporters.edgetpu import parse_compiler_log
 
     log = """Edge TPU Compiler version 16.0.384591198
 Model compiled successfully in 105 ms.
@@ -128,21 +155,68 @@ TRANSPOSE_CONV                 1          Operation version not supported
         ("CONV_2D", 9, True), ("PRELU", 8, True), ("TRANSPOSE_CONV", 1, False)]
 
 
-@pytest.mark.parametrize("hw", [(7, 9), (16, 16), (40, 23)])
-def test_tiled_run_matches_whole(hw):
-    """Halo tiling reproduces whole-picture inference of a model with a small receptive field."""
-    from convert.check import run_tiled
+def test_xnnpack_delegates_a_static_transpose_conv_only(tmp_path, tiny_x2, test_config):
+    """Why the upsampler forms are compared static against static and dynamic against dynamic: with a dynamic
+    input shape XNNPACK leaves TRANSPOSE_CONV on LiteRT's built-in kernel, with a static one it takes it."""
+    from deconv_edge_convert.api import export_one
+    from edge_runtime.bench.graph import tflite_coverage
+    from edge_runtime.inference.backends import open_backend
+    from edge_runtime.inference.config import RuntimeConfig
 
-    lr = np.random.default_rng(0).random(hw).astype(np.float32)
+    left = {}
+    for shape, size in (("static", TEST_FIXED_HW), ("dynamic", None)):
+        cfg = dataclasses.replace(test_config, upsampler="deconv", input_size_hw=size, batch=1)
+        backend = open_backend(export_one(tiny_x2, "tflite-fp32", tmp_path / shape, cfg), RuntimeConfig(backend="litert"))
+        assert "TRANSPOSE_CONV" in backend.manifest.extra["ops"]
+        backend.run(np.zeros((1, *TEST_FIXED_HW, 1), np.float32))
+        left[shape] = tflite_coverage(backend.interpreter._get_ops_details(), "XNNPACK")["not_delegated"]
+    assert "TRANSPOSE_CONV" not in left["static"]
+    assert "TRANSPOSE_CONV" in left["dynamic"]
 
-    def box3(x):  # 3x3 mean, x2 nearest: receptive radius 1
-        p = np.pad(x[0, :, :, 0], 1, mode="constant")
-        m = sum(p[i:i + x.shape[1], j:j + x.shape[2]] for i in range(3) for j in range(3)) / 9
-        return np.repeat(np.repeat(m, 2, 0), 2, 1)[None, :, :, None]
 
-    whole = run_tiled(box3, lr, None, 2)
-    tiled = run_tiled(box3, lr, (12, 10), 2, halo=2)
-    h, w = hw
-    assert tiled.shape == whole.shape == (2 * h, 2 * w)
-    if h >= 12 and w >= 10:  # (smaller pictures are edge-padded, so their borders differ by design)
-        assert np.max(np.abs(tiled - whole)) < 1e-6
+def _upscaling_graph(extra_axis: bool):
+    """``lr`` (N, H, W, 1) → nearest ×2 (NHWC), optionally with tf2onnx's stray size-1 axis in front."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("Resize", ["lr", "", "scales"], ["up"], mode="nearest")]
+    inits = [numpy_helper.from_array(np.array([1, 2, 2, 1], np.float32), "scales")]
+    if extra_axis:
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "axis"))
+        nodes.append(helper.make_node("Unsqueeze", ["up", "axis"], ["y"]))
+    else:
+        nodes.append(helper.make_node("Identity", ["up"], ["y"]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("lr", TensorProto.FLOAT, [1, None, None, 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_onnx_stray_boundary_axis_is_reshaped_to_nhwc_with_values_in_place():
+    """CI once got (1, 1, H·s, W·s, 1) from tf2onnx: the probe repairs it with a Reshape, values unchanged."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    from deconv_edge_convert import onnx_tools
+
+    good, bad = _upscaling_graph(False), _upscaling_graph(True)
+    assert onnx_tools.probe_layout(good, (1, None, None, 1), 2) == []
+    notes = onnx_tools.probe_layout(bad, (1, None, None, 1), 2)
+    assert notes and "Reshape to NHWC" in notes[0]
+    x = np.random.default_rng(0).random((1, 7, 5, 1), np.float32)
+    ys = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"lr": x})[0]
+          for m in (good, bad)]
+    assert ys[1].shape == (1, 14, 10, 1)
+    np.testing.assert_array_equal(ys[0], ys[1])
+    assert [d.dim_value for d in bad.graph.output[0].type.tensor_type.shape.dim][0::3] == [1, 1]
+
+
+def test_onnx_unrepairable_layout_is_refused():
+    pytest.importorskip("onnxruntime")
+    from onnx import helper
+
+    from deconv_edge_convert import onnx_tools
+    from deconv_edge_core.errors import UserError
+
+    m = _upscaling_graph(False)
+    m.graph.node[-1].CopyFrom(helper.make_node("Transpose", ["up"], ["y"], perm=[0, 2, 1, 3]))  # H and W swapped
+    with pytest.raises(UserError, match="unexpected layout"):
+        onnx_tools.probe_layout(m, (1, None, None, 1), 2)

@@ -18,7 +18,7 @@ def _randomized(scale: int, seed: int):
 @pytest.mark.parametrize("scale", [2, 3, 4])
 @pytest.mark.parametrize("split_concat", [True, False])
 def test_subpixel_matches_deconv(scale, split_concat):
-    from convert.rewrite import DepthToSpace, rewrite_upsampler
+    from deconv_edge_convert.rewrite import DepthToSpace, rewrite_upsampler
 
     model = _randomized(scale, seed=scale)
     x = np.random.default_rng(10 + scale).random((2, 13, 17, 1)).astype(np.float32)
@@ -35,7 +35,7 @@ def test_subpixel_matches_deconv(scale, split_concat):
 @pytest.mark.parametrize("form", ["deconv", "subpixel"])
 def test_int8_friendly_rewrites_are_exact(scale, form):
     """Split concat and the hi + lo residual weights change nothing in float."""
-    from convert.rewrite import rewrite_upsampler
+    from deconv_edge_convert.rewrite import rewrite_upsampler
 
     model = _randomized(scale, seed=20 + scale)
     x = np.random.default_rng(scale).random((1, 11, 9, 1)).astype(np.float32)
@@ -50,7 +50,7 @@ def test_int8_friendly_rewrites_are_exact(scale, form):
 @pytest.mark.parametrize("feature_max", [None, 2.5])
 def test_nearest_anchor_rewrite_is_exact(scale, form, feature_max):
     """Nearest neighbour + (LR kernel - nearest) over a concat, features optionally rescaled: same in float."""
-    from convert.rewrite import rewrite_upsampler
+    from deconv_edge_convert.rewrite import rewrite_upsampler
 
     model = _randomized(scale, seed=30 + scale)
     x = np.random.default_rng(scale).random((1, 11, 9, 1)).astype(np.float32)
@@ -63,8 +63,8 @@ def test_nearest_anchor_rewrite_is_exact(scale, form, feature_max):
 
 
 def test_nearest_kernel_is_nearest_neighbour():
-    from convert.rewrite import nearest_kernel
-    from train.models.base import deconv_offset
+    from deconv_edge_convert.rewrite import nearest_kernel
+    from deconv_edge_train.models.base import deconv_offset
 
     for scale in (2, 3, 4):
         import keras
@@ -79,7 +79,7 @@ def test_nearest_kernel_is_nearest_neighbour():
 
 
 def test_int8_grid_split():
-    from convert.rewrite import int8_grid_split
+    from deconv_edge_convert.rewrite import int8_grid_split
 
     k = np.random.default_rng(0).normal(size=(5, 5, 1, 4)).astype(np.float32)
     hi, lo = int8_grid_split(k, channel_axis=-1)
@@ -92,7 +92,7 @@ def test_int8_grid_split():
 
 @pytest.mark.parametrize("scale,size", [(2, 5), (3, 3), (4, 3)])
 def test_subpixel_kernel_size(scale, size):
-    from convert.rewrite import SubpixelTaps, subpixel_weights
+    from deconv_edge_convert.rewrite import SubpixelTaps, subpixel_weights
 
     assert SubpixelTaps.same(9, scale).size == size
     kernel = np.ones((9, 9, 1, 3), np.float32)
@@ -105,8 +105,8 @@ def test_subpixel_kernel_size(scale, size):
 def test_rewrite_rejects_non_same_padding():
     import keras
 
-    from convert.rewrite import rewrite_upsampler
-    from edge_runtime.errors import UserError
+    from deconv_edge_convert.rewrite import rewrite_upsampler
+    from deconv_edge_core.errors import UserError
 
     inp = keras.Input((None, None, 1))
     out = keras.layers.Conv2DTranspose(1, 9, strides=2, padding="valid", name="upsample")(inp)
@@ -118,8 +118,8 @@ def test_tflite_op_forms(tmp_path, tiny_x2, test_config):
     """Sub-pixel TFLite has DEPTH_TO_SPACE and no TRANSPOSE_CONV; the Edge TPU file the opposite."""
     import dataclasses
 
-    from convert.api import export_one
-    from convert.tflite_tools import op_names
+    from deconv_edge_convert.api import export_one
+    from deconv_edge_convert.tflite_tools import op_names
 
     sub = op_names(export_one(tiny_x2, "tflite-fp32", tmp_path, test_config).read_bytes())
     assert "DEPTH_TO_SPACE" in sub and "TRANSPOSE_CONV" not in sub

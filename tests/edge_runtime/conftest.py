@@ -1,6 +1,6 @@
 """Fixtures for the runtime tests: small artifacts, test videos, a CLI runner.
 
-Artifacts come from ``convert.api.export_one`` when TensorFlow is installed (a tiny FSRCNN-s that starts
+Artifacts come from ``deconv_edge_convert.api.export_one`` when TensorFlow is installed (a tiny FSRCNN-s that starts
 near bicubic interpolation); in the runtime-only environment the tests that need them skip, and the tests that use the
 shipped models in ``edge_runtime/models/`` run.
 """
@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.default_model import MODELS_DIR
+from edge_runtime.inference.default_model import MODELS_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 #: Small fixed tile of the fixed-shape test artifact (low-resolution pixels).
@@ -38,12 +38,12 @@ class Artifacts:
 
 @pytest.fixture(scope="session")
 def tf_artifacts(tmp_path_factory) -> Artifacts:
-    """Small artifacts of one untrained FSRCNN-s (d=8, s=4, m=1), exported by ``convert.api.export_one``."""
+    """Small artifacts of one untrained FSRCNN-s (d=8, s=4, m=1), exported by ``deconv_edge_convert.api.export_one``."""
     pytest.importorskip("tensorflow", reason="making test artifacts needs TensorFlow (the [train] extra)")
     import keras
 
-    from convert.api import ExportConfig, export_one
-    from train.models import ModelConfig, build_model
+    from deconv_edge_convert.api import ExportConfig, export_one
+    from deconv_edge_train.models import ModelConfig, build_model
 
     keras.utils.set_random_seed(0)
     model = build_model(ModelConfig(name="fsrcnn-s", scale=2, d=8, s=4, m=1))
@@ -71,7 +71,7 @@ def shipped_models() -> list[Path]:
 def any_model(request) -> Path:
     """A model to run: a shipped one if any (works without TensorFlow), else a TensorFlow-made one."""
     if shipped_models():
-        from edge_runtime.default_model import default_model
+        from edge_runtime.inference.default_model import default_model
 
         # The default pick (int8 TFLite with an installed backend), not e.g. the Edge TPU file, whose CPU
         # fallback adds a warning line to every command.
@@ -133,10 +133,10 @@ def cli_env() -> dict:
     return env
 
 
-def cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
-    """Run ``deconv-edge ARGS`` in a fresh interpreter (as a user would)."""
+def cli(*args: str, timeout: float = 120, cwd: Path = REPO, **kw) -> subprocess.CompletedProcess:
+    """Run ``deconv-edge ARGS`` in a fresh interpreter (as a user would), in ``cwd`` (default: the checkout)."""
     return subprocess.run([sys.executable, "-m", "edge_runtime", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO, env=cli_env(), **kw)
+                          timeout=timeout, cwd=cwd, env=cli_env(), **kw)
 
 
 def cli_popen(*args: str) -> subprocess.Popen:

@@ -8,35 +8,31 @@ from pathlib import Path
 
 import pytest
 
-from edge_runtime import bench
-from edge_runtime.bench import (
-    BenchConfig,
-    CaseError,
+from deconv_edge_core.errors import UserError
+from edge_runtime.bench import runner as bench
+from edge_runtime.bench.config import STAGES, BenchConfig, CaseSpec, parse_input_size, parse_threads
+from edge_runtime.bench.fingerprint import DeviceInfo, device_fingerprint
+from edge_runtime.bench.graph import tflite_conv_macs, tflite_coverage
+from edge_runtime.bench.ipc import CaseError, SubprocessCase
+from edge_runtime.bench.results import (
     CaseInfo,
-    CaseSpec,
-    DeviceInfo,
     FinishInfo,
     GraphInfo,
     LatencyStats,
     LoadInfo,
     Samples,
-    SubprocessCase,
-    parse_input_size,
-    parse_threads,
-    run_interleaved,
     with_ratios,
 )
-from edge_runtime.bench_worker import tflite_conv_macs, tflite_coverage
-from edge_runtime.errors import UserError
+from edge_runtime.bench.schedule import run_interleaved
 
 RESULT_FIELDS = {
     "label", "kind", "group", "artifact", "format", "upsampler", "scale", "status", "backend", "runtime", "threads",
     "frame_hw", "model_input_shape", "artifact_size_bytes", "load_ms", "first_inference_ms", "first_frame_ms",
     "model", "frame", "stages", "calls_per_frame", "macs_per_call", "macs_per_frame", "macs_source",
-    "model_gmacs_per_s", "ops", "coverage", "peak_rss_mb", "baseline_rss_mb", "ratio_vs_first", "notes", "error",
+    "model_gmacs_per_s", "precision", "limit_gmacs_per_s", "limit_case", "fraction_of_limit", "ops", "coverage", "peak_rss_mb", "baseline_rss_mb", "ratio_vs_first", "notes", "error",
     "samples_ms"}
 STATS_FIELDS = {"n", "p50_ms", "p90_ms", "p99_ms", "min_ms", "mean_ms", "std_ms", "fps"}
-DEVICE_FIELDS = {"cpu_model", "cores_logical", "cores_usable", "cpu_max_mhz", "governor", "board_model", "os",
+DEVICE_FIELDS = {"cpu_model", "cpu_id", "isa", "machine", "cores_logical", "cores_usable", "cpu_max_mhz", "governor", "board_model", "os",
                  "python", "versions", "throttling", "throttled", "max_temp_c", "load_avg_1m", "hostname"}
 
 
@@ -162,7 +158,7 @@ def test_tflite_coverage_and_macs():
 
 
 def test_device_fingerprint_and_warnings():
-    d = bench.device_fingerprint()
+    d = device_fingerprint()
     assert set(d.to_dict()) == DEVICE_FIELDS
     assert d.cores_usable >= 1 and d.python and d.os
     base = dict(d.to_dict(), load_avg_1m=0.0, throttled=False, throttling=None)
@@ -199,23 +195,33 @@ def _check_report(data: dict, n_results: int) -> None:
 
 
 def test_bench_json_csv_md_have_every_field(any_model, tools, tmp_path):
+    """Also: a relative artifact path from another working folder (the worker once ran in the checkout and
+    answered "does not exist"), and MACs for the 8-bit frame path (which calls ``run_native``)."""
+    work = tmp_path / "work"
+    model = tools.copy_artifact(Path(any_model), work / "models")
     out = tmp_path / "b.json"
-    res = tools.cli("bench", any_model, "--threads", "1", "--input-size", "48x64", "--runs", "3", "--warmup", "1",
-                    "--bicubic", "--json", out, "--csv", tmp_path / "b.csv", "--md", tmp_path / "b.md", "--quiet")
+    res = tools.cli("bench", Path("models") / model.name, "--threads", "1", "--input-size", "48x64", "--runs", "3",
+                    "--warmup", "1", "--bicubic", "--json", out, "--csv", tmp_path / "b.csv", "--md",
+                    tmp_path / "b.md", "--quiet", cwd=work)
     assert res.returncode == 0, res.stderr
     assert "model p50" in res.stdout and "device:" in res.stdout
     data = json.loads(out.read_text())
     _check_report(data, 2)
     art, bic = data["results"]
-    assert art["kind"] == "artifact" and art["artifact_size_bytes"] == Path(any_model).stat().st_size
-    assert set(art["stages"]) == set(bench.STAGES)
-    assert art["macs_per_call"] and art["macs_per_frame"] == art["macs_per_call"] * art["calls_per_frame"]
+    assert art["kind"] == "artifact" and art["artifact_size_bytes"] == model.stat().st_size
+    assert Path(art["artifact"]).is_absolute() and Path(art["artifact"]) == model.resolve()
+    assert set(art["stages"]) == set(STAGES)
+    # One whole-frame call at 48x64: a frame path the counter misses gives calls_per_frame 0 and MACs 0 == x * 0.
+    assert art["calls_per_frame"] == 1
+    assert art["macs_per_call"] > 0 and art["macs_per_frame"] == art["macs_per_call"]
+    assert art["precision"] == ("int8" if "int8" in art["format"] else "fp32")
+    assert "0.0 M" not in res.stdout
     assert art["ops"] and art["runtime"]["backend"] in ("litert", "onnxruntime")
     assert art["ratio_vs_first"] == {"model_p50": 1.0, "frame_p50": 1.0}
     assert bic["kind"] == "bicubic" and bic["ratio_vs_first"]["frame_p50"] > 0
     rows = list(csv.DictReader((tmp_path / "b.csv").open()))
     assert len(rows) == 2 and {"model_p50_ms", "frame_p99_ms", "invoke_p50_ms", "peak_rss_mb", "macs_per_frame",
-                               "ratio_frame_p50"} <= set(rows[0])
+                               "ratio_frame_p50", "precision", "fraction_of_limit"} <= set(rows[0])
     md = (tmp_path / "b.md").read_text()
     assert "| case |" in md and "device:" in md
 
@@ -257,7 +263,7 @@ def test_bad_input_is_one_line_exit_2(args, message, tools, tmp_path):
 
 def test_backend_not_installed_is_one_line_exit_2(any_model, monkeypatch, capsys):
     from edge_runtime import cli
-    from edge_runtime.backends import BACKENDS, onnxruntime  # noqa: F401
+    from edge_runtime.inference.backends import BACKENDS, onnxruntime  # noqa: F401
 
     monkeypatch.setattr(BACKENDS.get("onnxruntime"), "available", classmethod(lambda cls: "ONNX Runtime not installed"))
     assert cli.main(["bench", str(any_model), "--backend", "onnxruntime"]) == 2

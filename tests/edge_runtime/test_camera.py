@@ -26,9 +26,13 @@ def test_camera_demo_to_video_with_stats(any_model, tmp_path):
     r = cli("camera", "--source", DEMO, "--sink", out, "--max-frames", "8", "--model", any_model,
             "--stats-json", stats)
     assert r.returncode == 0, r.stderr
-    assert video_info(out) == (8, 128, 96)
     summary = json.loads(stats.read_text())
     assert summary["frames"] == 8 and summary["exit_reason"] == "8 frames done"
+    # A live source is recorded in real time: frames repeat when the loop is slower than the source, and one
+    # captured within a tick of the frame before (capture jitter under load) is dropped, and counted.
+    n, w, h = video_info(out)
+    assert (w, h) == (128, 96) and n == summary["recorded_frames"]
+    assert n >= 1 and n + summary["recording_dropped"] >= 8
     assert set(summary["stages"]) == {"capture_wait", "preprocess", "invoke", "postprocess", "output", "latency"}
     for st in summary["stages"].values():
         assert 0 <= st["p50_ms"] <= st["max_ms"]
@@ -39,11 +43,13 @@ def test_camera_demo_to_video_with_stats(any_model, tmp_path):
 
 
 def test_camera_compare_and_overlay(any_model, tmp_path):
-    out = tmp_path / "cmp.avi"
+    out, stats = tmp_path / "cmp.avi", tmp_path / "stats.json"
     r = cli("camera", "--source", DEMO, "--sink", out, "--max-frames", "4", "--model", any_model,
-            "--compare", "--overlay")
+            "--compare", "--overlay", "--stats-json", stats)
     assert r.returncode == 0, r.stderr
-    assert video_info(out) == (4, 256, 96)
+    n, w, h = video_info(out)
+    summary = json.loads(stats.read_text())
+    assert (w, h) == (256, 96) and n == summary["recorded_frames"] and n + summary["recording_dropped"] >= 4
 
 
 def test_camera_file_and_dir_sources_give_every_frame(any_model, make_video, tmp_path):
@@ -72,7 +78,7 @@ def test_camera_source_lost_exits_cleanly(any_model, tmp_path):
     assert r.stderr.count("reconnecting in") == 2
     assert "stopped delivering (no frame for 0.5 s); gave up after 2 reconnect attempts" in r.stderr
     n, w, h = video_info(out)
-    assert 1 <= n <= 5 and (w, h) == (128, 96)
+    assert n >= 1 and (w, h) == (128, 96)
     assert "frames in" in r.stdout  # the summary still printed
 
 
@@ -97,7 +103,9 @@ def test_camera_signal_finishes_the_video(any_model, tmp_path, sig):
     assert f"stopped by {sig.name}" in stdout
     n, w, h = video_info(out)
     assert n >= 1 and (w, h) == (128, 96)
-    assert json.loads(stats.read_text())["frames"] == n
+    summary = json.loads(stats.read_text())
+    # Real-time pacing repeats late frames and drops (and counts) jittered ones.
+    assert n == summary["recorded_frames"] and 1 <= summary["frames"] <= n + summary["recording_dropped"]
     assert not list(tmp_path.glob(".out.tmp-*"))
 
 

@@ -7,9 +7,9 @@ import json
 import cv2
 import pytest
 
-from edge_runtime.default_model import DEFAULT_ARTIFACT, default_model
-from edge_runtime.errors import UserError
-from edge_runtime.fsutil import sha256_file
+from deconv_edge_core.errors import UserError
+from deconv_edge_core.fsutil import sha256_file
+from edge_runtime.inference.default_model import DEFAULT_ARTIFACT, default_model
 
 from .conftest import cli, copy_artifact, one_error_line, synthetic_frame, video_info
 

@@ -30,10 +30,10 @@ def test_runtime_commands_do_not_load_tensorflow():
 import sys
 from edge_runtime.cli import build_parser
 build_parser()  # loads every command module, train's and convert's included
-import edge_runtime.camera, edge_runtime.doctor, edge_runtime.media, edge_runtime.enhance
-from edge_runtime.backends import edgetpu, litert, onnxruntime
-from edge_runtime.sources import parse_source_uri
-from edge_runtime.sinks import parse_sink_uri
+import edge_runtime.video.camera, edge_runtime.doctor, edge_runtime.video.media, edge_runtime.inference.enhance
+from edge_runtime.inference.backends import edgetpu, litert, onnxruntime
+from edge_runtime.video.sources import parse_source_uri
+from edge_runtime.video.sinks import parse_sink_uri
 parse_source_uri("demo://"); parse_sink_uri("null")
 heavy = sorted({m.split(".")[0] for m in sys.modules} & {"tensorflow", "keras", "tf2onnx"})
 print(",".join(heavy))

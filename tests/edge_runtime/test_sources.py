@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.errors import UserError
-from edge_runtime.grabber import FrameGrabber, SourceLost
-from edge_runtime.sinks import SINKS, parse_sink_uri
-from edge_runtime.sources import SOURCES, open_source, parse_source_uri
-from edge_runtime.sources._opencv import opencv_video_backends
+from deconv_edge_core.errors import UserError
+from edge_runtime.video.grabber import FrameGrabber, SourceLost
+from edge_runtime.video.sinks import SINKS, parse_sink_uri
+from edge_runtime.video.sources import SOURCES, open_source, parse_source_uri
+from edge_runtime.video.sources._opencv import opencv_video_backends
 
 from .conftest import synthetic_frame
 

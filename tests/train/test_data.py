@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_runtime.errors import UserError
-from train.data import NamedImage, PatchSampler, load_image_set
-from train.protocol import degrade
+from deconv_edge_core.errors import UserError
+from deconv_edge_train.data import NamedImage, PatchSampler, load_image_set
+from deconv_edge_train.protocol import degrade
 
 from ..conftest import write_images
 

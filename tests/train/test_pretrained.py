@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from edge_runtime.fsutil import sha256_file
+from deconv_edge_core.fsutil import sha256_file
 
 from ..conftest import REPO
 
@@ -18,7 +18,7 @@ PRETRAINED = sorted((REPO / "train" / "pretrained").glob("*.keras"))
 @pytest.mark.parametrize("path", PRETRAINED, ids=lambda p: p.name)
 def test_pretrained_matches_shipped_manifests(path):
     pytest.importorskip("keras")
-    from train.evaluate import load_keras_model, model_scale
+    from deconv_edge_train.evaluate import load_keras_model, model_scale
 
     model = load_keras_model(path)
     scale = model_scale(model)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from train.data import NamedImage
-from train.evaluate import bicubic_predictor, evaluate, evaluate_images
-from train.protocol import degrade, imresize, modcrop, psnr_db, quantize_8bit, rgb_to_y
+from deconv_edge_train.data import NamedImage
+from deconv_edge_train.evaluate import bicubic_predictor, evaluate, evaluate_images
+from deconv_edge_train.protocol import degrade, imresize, modcrop, psnr_db, quantize_8bit, rgb_to_y
 
 from ..conftest import shared_path
 
@@ -57,7 +57,7 @@ def test_opencv_cubic_is_a_different_task():
 
 
 def test_evaluator_on_a_synthetic_case_matches_a_direct_computation(image_folder):
-    from train.data import load_image_set
+    from deconv_edge_train.data import load_image_set
 
     images = load_image_set([str(image_folder)])
     res = evaluate_images(bicubic_predictor(2), images, 2)

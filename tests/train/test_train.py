@@ -15,9 +15,9 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from edge_runtime.errors import UserError  # noqa: E402
-from train.models import ModelConfig  # noqa: E402
-from train.train import TrainConfig, learning_rate_at, train  # noqa: E402
+from deconv_edge_core.errors import UserError  # noqa: E402
+from deconv_edge_train.models import ModelConfig  # noqa: E402
+from deconv_edge_train.train import TrainConfig, learning_rate_at, train  # noqa: E402
 
 from ..conftest import REPO, write_images  # noqa: E402
 
@@ -33,7 +33,8 @@ def _cfg(tmp_path, **kw) -> TrainConfig:
 
 
 def test_short_training_lowers_the_loss_and_writes_everything(tmp_path):
-    cfg = _cfg(tmp_path, steps=120, val=(str(write_images(tmp_path / "val", n=1, seed=9)),))
+    val = write_images(tmp_path / "val", n=1, seed=9)
+    cfg = _cfg(tmp_path, steps=120, val=(str(val),))
     report = train(cfg, quiet=True)
     out = tmp_path / "run"
     rows = list(csv.DictReader(open(out / "log.csv")))
@@ -43,8 +44,17 @@ def test_short_training_lowers_the_loss_and_writes_everything(tmp_path):
         assert (out / name).is_file(), name
     saved = json.loads((out / "report.json").read_text())
     assert saved["steps"] == report["steps"] == 120
-    assert saved["val"]["psnr_db"] > 10 and saved["wall_time_s"] > 0
+    # The residual recipe starts at bicubic: a short run must stay near it (a broken step falls far below).
+    from deconv_edge_train.data import load_image_set
+    from deconv_edge_train.evaluate import bicubic_predictor, evaluate_images
+
+    bicubic = evaluate_images(bicubic_predictor(2), load_image_set([str(val)]), 2).psnr_db
+    print(f"val PSNR {saved['val']['psnr_db']:.2f} dB, bicubic {bicubic:.2f} dB")
+    assert saved["val"]["psnr_db"] > bicubic - 0.5 and saved["wall_time_s"] > 0
     assert saved["config"]["model"]["name"] == "fsrcnn-s"
+    from deconv_edge_train.models.stored import read_config
+
+    assert read_config(out / "model.keras") == TINY  # the identity travels inside the model file
 
 
 def test_resume_continues_and_refuses_to_clobber(tmp_path):
@@ -107,3 +117,26 @@ def test_sigint_saves_a_checkpoint_and_resume_finishes(tmp_path):
                           text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "report.json").read_text())["steps"] == step + 5
+
+
+def test_sittings_continue_one_schedule(tmp_path):
+    """A campaign: each sitting stops on its own clock, writes a usable model, and the next resumes."""
+    cfg = _cfg(tmp_path, steps=100_000, checkpoint_minutes=100.0)
+    first = train(cfg, quiet=True, sitting_minutes=0.05)
+    assert not first["finished"] and 0 < first["steps"] < 100_000
+    assert (tmp_path / "run" / "model.keras").is_file()
+    second = train(cfg, resume=True, quiet=True, sitting_minutes=0.05)
+    assert not second["finished"] and second["steps"] > first["steps"]
+    assert second["wall_time_s"] > first["wall_time_s"]
+    # The learning rate follows the one schedule of the whole budget, not a fresh one per sitting.
+    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    steps = [int(r["step"]) for r in rows]
+    assert steps == sorted(steps) and (not steps or steps[-1] <= second["steps"])
+
+
+def test_constant_phase_holds_the_peak_learning_rate():
+    cfg = TrainConfig(steps=1000, learning_rate=1e-3, constant_fraction=0.5)
+    assert learning_rate_at(cfg, 0.3) == learning_rate_at(cfg, 0.49) == 1e-3
+    assert learning_rate_at(cfg, 0.75) < 1e-3 and learning_rate_at(cfg, 1.0) == pytest.approx(1e-5)
+    with pytest.raises(UserError, match="constant-fraction"):
+        TrainConfig(steps=10, constant_fraction=1.5).validate()

@@ -8,8 +8,6 @@ from typing import Optional
 
 import numpy as np
 
-from ..protocol import check_scale
-
 UPSAMPLER_LAYER = "upsample"
 UPSAMPLER_KERNEL = 9
 ACTIVATIONS = ("prelu", "relu", "relu6")
@@ -29,6 +27,10 @@ class ModelConfig:
         upsampler_kernel: the deconvolution's kernel size (``None`` = 9, the paper's). The bicubic path needs
             ``4·scale`` taps (11 are non-zero at x3), so 9 cuts its tails at x3/x4; 11 (x3) and 16 (x4) hold
             it whole and give each output pixel more context. 8 at x2 holds it whole with fewer taps than 9.
+        noise_map: denoisers only: a second input channel holds the noise level σ/255 (one model for all σ).
+        noise: denoisers only: the noise it learns to remove, ``awgn`` (the protocol's) or ``camera``
+            (signal-dependent, demosaic-correlated, JPEG'd; :func:`deconv_edge_train.noise.camera_noise`).
+            Stored with the model, so the manifest's ``noise.model`` says it.
     """
 
     name: str = "fsrcnn"
@@ -39,6 +41,15 @@ class ModelConfig:
     activation: str = "prelu"
     residual: bool = True
     upsampler_kernel: Optional[int] = None
+    noise_map: bool = False
+    noise: str = "awgn"
+
+    @property
+    def task(self) -> str:
+        """The task of the registered model (``super-resolution`` unless the model says otherwise)."""
+        from . import MODELS
+
+        return getattr(MODELS.get(self.name), "task", "super-resolution")
 
     @property
     def kernel(self) -> int:
@@ -51,11 +62,20 @@ class ModelConfig:
 
 def build_model(config: ModelConfig):
     """Build the Keras model described by ``config``."""
-    from edge_runtime.errors import UserError
+    from deconv_edge_core.errors import UserError
 
+    from ..tasks import TASKS
     from . import MODELS
 
-    check_scale(config.scale)
+    TASKS.get(config.task).check_scale(config.scale)
+    if config.noise_map and config.task != "denoise":
+        raise UserError("a noise-level map input is for denoisers only")
+    from ..noise import NOISE_MODELS
+
+    if config.noise not in NOISE_MODELS:
+        raise UserError(f"unknown noise '{config.noise}'; valid: {', '.join(NOISE_MODELS)}")
+    if config.noise != "awgn" and config.task != "denoise":
+        raise UserError("--noise is for denoisers only")
     if config.activation not in ACTIVATIONS:
         raise UserError(f"unknown activation '{config.activation}'; valid: {', '.join(ACTIVATIONS)}")
     if not 2 <= config.kernel <= 32:
@@ -106,7 +126,8 @@ def transfer_weights(src, dst, scale: int) -> list[str]:
     The upsampler may change kernel size: the old kernel is placed so every tap keeps its meaning
     (output ``y`` reads input ``i`` through tap ``y - i·scale + pad``, ``pad`` from :func:`deconv_offset`), so a
     larger kernel computes exactly what the source did, with the new taps at zero; a smaller one drops the
-    outer taps.
+    outer taps. An upsampler of another scale means something else tap by tap, so ``dst`` keeps its own
+    (bicubic at the start): the body is what carries over (SESR starts x3/x4 from the x2 body).
 
     Returns:
         Names of ``dst`` layers whose weights could not be taken (missing in ``src`` or other shapes).
@@ -119,6 +140,8 @@ def transfer_weights(src, dst, scale: int) -> list[str]:
             continue
         other = src_layers.get(layer.name)
         got = other.get_weights() if other is not None else None
+        if other is not None and layer.name == UPSAMPLER_LAYER and tuple(other.strides) != tuple(layer.strides):
+            continue
         if got is not None and [w.shape for w in got] == [w.shape for w in weights]:
             layer.set_weights(got)
         elif got is not None and layer.name == UPSAMPLER_LAYER and got[0].shape[2:] == weights[0].shape[2:]:
