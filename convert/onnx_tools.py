@@ -269,6 +269,19 @@ _NO_COMPUTE = {"QuantizeLinear", "DequantizeLinear", "Shape", "Gather", "Cast", 
                "Squeeze", "Reshape", "Constant"}
 
 
+def _shape_tensors(graph) -> set:
+    """Names of tensors computed from shapes alone: ``Shape`` outputs and what integer constants make of them."""
+    from onnx import TensorProto
+
+    ints = {t.name for t in graph.initializer if t.data_type in (TensorProto.INT64, TensorProto.INT32)}
+    derived: set = set()
+    for n in graph.node:  # ONNX nodes are topologically sorted
+        if n.op_type == "Shape" or (n.input and all((not i) or i in derived or i in ints for i in n.input)
+                                    and any(i in derived for i in n.input)):
+            derived.update(n.output)
+    return derived
+
+
 def float_nodes(proto) -> list[str]:
     """Compute nodes of a QDQ model that still run in float (an input not fed by ``DequantizeLinear``).
 
@@ -277,11 +290,14 @@ def float_nodes(proto) -> list[str]:
     g = proto.graph
     producer = {o: n for n in g.node for o in n.output}
     inits = _initializers(g)
+    shape_math = _shape_tensors(g)
     out = []
     for n in g.node:
         if n.op_type in _NO_COMPUTE:
             continue
         data_inputs = [i for i in n.input if i and i not in inits]
+        if data_inputs and all(i in shape_math for i in data_inputs):
+            continue  # arithmetic on a shape (e.g. the NHWC boundary's H·s), not on pixels
         if any(producer.get(i) is None or producer[i].op_type != "DequantizeLinear" for i in data_inputs):
             out.append(f"{n.name} ({n.op_type})")
     return out

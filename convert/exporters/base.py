@@ -170,8 +170,11 @@ class OnnxExporter(Exporter):
         from .. import onnx_tools
 
         proto = onnx_tools.convert(job.model, job.input_shape, opset=int(job.option("opset")))
-        proto, partial = self.transform(proto, job)
+        # Repair the layout on the float graph, so fp16/int8 variants are made from (and describe) the final one;
+        # then check the variant again.
         layout_notes = onnx_tools.probe_layout(proto, job.input_shape, int(job.metadata["scale"]))
+        proto, partial = self.transform(proto, job)
+        layout_notes += onnx_tools.probe_layout(proto, job.input_shape, int(job.metadata["scale"]))
         onnx_tools.embed_metadata(proto, job.metadata)
         job.dest.write_bytes(proto.SerializeToString())
         inp, out = onnx_tools.tensor_specs(proto)

@@ -220,3 +220,44 @@ def test_onnx_unrepairable_layout_is_refused():
     m.graph.node[-1].CopyFrom(helper.make_node("Transpose", ["up"], ["y"], perm=[0, 2, 1, 3]))  # H and W swapped
     with pytest.raises(UserError, match="unexpected layout"):
         onnx_tools.probe_layout(m, (1, None, None, 1), 2)
+
+
+def _with_stray_axis(proto):
+    """Append tf2onnx's CI answer, an extra size-1 axis in front of H (``(1, 1, H·s, W·s, 1)``), to a real graph."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = proto.graph
+    out = g.output[0].name
+    g.initializer.append(numpy_helper.from_array(np.array([1], np.int64), "stray_axis"))
+    g.node.append(helper.make_node("Unsqueeze", [out, "stray_axis"], ["y_stray"], name="stray_unsqueeze"))
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("y_stray", TensorProto.FLOAT, None))
+    return proto
+
+
+@pytest.mark.parametrize("key", ["onnx-int8", "onnx-fp16"])
+def test_onnx_variants_are_made_from_the_repaired_graph(tmp_path, tiny_x2, test_config, monkeypatch, key):
+    """The layout repair runs before quantization, so the manifest describes the file CI ships (stop 17's failure:
+    the Reshape's shape arithmetic appeared after ``float_nodes`` had been listed)."""
+    import onnx
+
+    from deconv_edge_convert import onnx_tools
+    from deconv_edge_convert.api import export_one
+    from edge_runtime.inference.backends import open_backend
+
+    real = onnx_tools.convert
+    monkeypatch.setattr(onnx_tools, "convert", lambda *a, **k: _with_stray_axis(real(*a, **k)))
+    path = export_one(tiny_x2, key, tmp_path, test_config)
+    manifest = json.loads((tmp_path / (path.name + ".json")).read_text())
+    proto = onnx.load(str(path))
+    assert any("Reshape to NHWC" in n for n in manifest["notes"])
+    assert any(n.name == "nhwc_boundary_mul" for n in proto.graph.node)
+    if key == "onnx-int8":
+        assert manifest["float_nodes"] == onnx_tools.float_nodes(proto) == []  # shape arithmetic is not listed
+    monkeypatch.setattr(onnx_tools, "convert", real)
+    plain = export_one(tiny_x2, key, tmp_path / "plain", test_config)
+    x = np.random.default_rng(0).random((1, 16, 24, 1)).astype(np.float32)
+    y, y_plain = open_backend(path).run(x), open_backend(plain).run(x)
+    assert y.shape == y_plain.shape == (1, 32, 48, 1)
+    # Same calibration, same values: the Reshape moved nothing.
+    assert np.mean(np.abs(y - y_plain)) <= 1e-3
