@@ -132,23 +132,26 @@ class TFLiteExporter(Exporter):
     runtime = "tflite"
     mode = "fp32"
 
-    def convert_bytes(self, job: ExportJob) -> bytes:
+    def convert_bytes(self, job: ExportJob) -> tuple[bytes, list[str]]:
+        """The converted flatbuffer and notes on what the int8 grid passes changed."""
         from .. import tflite_tools
 
         rep = job.calib.representative_dataset() if self.needs_calibration else None
         io_dtype = dict(job.options).get("io_dtype", "uint8")
         data = tflite_tools.convert(job.model, job.input_shape, mode=self.mode, representative=rep, io_dtype=io_dtype)
         if not self.full_integer:
-            return data
-        return tflite_tools.pin_output_range(tflite_tools.pin_exact_grids(data, job.pins))
+            return data, []
+        data, notes = tflite_tools.tighten_relu_add_inputs(tflite_tools.pin_exact_grids(data, job.pins))
+        return tflite_tools.pin_output_range(data), notes
 
     def export(self, job: ExportJob) -> ExportResult:
         from .. import tflite_tools
 
-        data = tflite_tools.embed_metadata(self.convert_bytes(job), job.metadata)
+        data, notes = self.convert_bytes(job)
+        data = tflite_tools.embed_metadata(data, job.metadata)
         job.dest.write_bytes(data)
         inp, out = tflite_tools.tensor_specs(data)
-        return self.finish(job, data, ExportResult(inp, out, tuple(tflite_tools.op_names(data))))
+        return self.finish(job, data, ExportResult(inp, out, tuple(tflite_tools.op_names(data)), tuple(notes)))
 
     def finish(self, job: ExportJob, data: bytes, result: ExportResult) -> ExportResult:
         """Hook for format-specific checks after writing."""

@@ -111,7 +111,7 @@ class EdgeTPU(TFLiteExporter):
         problems = check_tflite_static(data, "the Edge TPU", EDGETPU_OPS) + op_version_problems(versions)
         if problems:
             raise UserError(f"not Edge TPU compatible: {'; '.join(problems)}")
-        notes = ["static checks passed: batch 1, static shapes, full integer, only Edge TPU ops, op versions "
+        notes = [*result.notes, "static checks passed: batch 1, static shapes, full integer, only Edge TPU ops, op versions "
                  "compiler 16 parses (" + ", ".join(f"{k} v{max(v)}" for k, v in versions.items()) + ")"]
         # Say what was checked and what was not: only edgetpu_compiler tells whether each op maps to the Edge
         # TPU, and only an Edge TPU runs the compiled file.
