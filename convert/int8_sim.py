@@ -193,17 +193,22 @@ class Int8Graph:
         b = op.block_size
         return x.reshape(n, h, w, b, b, c // (b * b)).transpose(0, 1, 3, 2, 4, 5).reshape(n, h * b, w * b, -1)
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """The file's output for input ``x`` (in the input tensor's own dtype, NHWC), in the output's dtype."""
+    def run_op(self, op: QOp, values: dict) -> np.ndarray:
+        """One op's output (integer values as float64) from ``values``: tensor index -> integer values."""
         kernels = {"CONV_2D": self._conv, "TRANSPOSE_CONV": self._conv, "ADD": self._add, "QUANTIZE": self._requantize,
                    "DEQUANTIZE": self._requantize, "CONCATENATION": self._concat,
                    "DEPTH_TO_SPACE": self._depth_to_space}
-        values = {self.input_index: np.asarray(x, np.float64)}
-        for t, tensor in enumerate(self.tensors):
-            if tensor.data is not None and t != self.input_index:
-                values.setdefault(t, tensor.data)
+        return kernels[op.name](op, values)
+
+    def constants(self) -> dict:
+        """Tensor index -> stored values (weights, biases, shapes)."""
+        return {t: tensor.data for t, tensor in enumerate(self.tensors) if tensor.data is not None}
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """The file's output for input ``x`` (in the input tensor's own dtype, NHWC), in the output's dtype."""
+        values = {**self.constants(), self.input_index: np.asarray(x, np.float64)}
         for op in self.ops:
-            values[op.outputs[0]] = kernels[op.name](op, values)
+            values[op.outputs[0]] = self.run_op(op, values)
         out_t = self.tensors[self.output_index]
         out = values[self.output_index]
         return out.astype(np.float32) if out_t.dtype == "float32" else out.astype(np.dtype(out_t.dtype))
