@@ -333,7 +333,6 @@ def pin_exact_grids(flatbuffer: bytes, pins=None) -> bytes:
 _SAME_GRID = {"DEPTH_TO_SPACE", "RESHAPE"}
 #: Ops that requantize their output: a narrower output grid is a saturating clamp there.
 _REQUANTIZING = {"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "ADD"}
-_RELU = 1  # schema.ActivationFunctionType.RELU
 
 
 def tighten_relu_add_inputs(flatbuffer: bytes) -> tuple[bytes, list[str]]:
@@ -352,6 +351,7 @@ def tighten_relu_add_inputs(flatbuffer: bytes) -> tuple[bytes, list[str]]:
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
+    relu = schema.ActivationFunctionType.RELU
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
     sg = model.subgraphs[0]
     op_name = _op_namer(model)
@@ -388,7 +388,7 @@ def tighten_relu_add_inputs(flatbuffer: bytes) -> tuple[bytes, list[str]]:
 
     notes = []
     for op in sg.operators:
-        if op_name(op) != "ADD" or int(getattr(op.builtinOptions, "fusedActivationFunction", 0) or 0) != _RELU:
+        if op_name(op) != "ADD" or int(getattr(op.builtinOptions, "fusedActivationFunction", 0) or 0) != relu:
             continue
         ins = [int(i) for i in op.inputs[:2]]
         grids = [grid(t) for t in ins]

@@ -176,8 +176,10 @@ class OnnxExporter(Exporter):
         # Repair the layout on the float graph, so fp16/int8 variants are made from (and describe) the final one;
         # then check the variant again.
         layout_notes = onnx_tools.probe_layout(proto, job.input_shape, int(job.metadata["scale"]))
-        proto, partial = self.transform(proto, job)
-        layout_notes += onnx_tools.probe_layout(proto, job.input_shape, int(job.metadata["scale"]))
+        variant, partial = self.transform(proto, job)
+        if variant is not proto:  # onnx-fp32 keeps the graph just probed
+            layout_notes += onnx_tools.probe_layout(variant, job.input_shape, int(job.metadata["scale"]))
+        proto = variant
         onnx_tools.embed_metadata(proto, job.metadata)
         job.dest.write_bytes(proto.SerializeToString())
         inp, out = onnx_tools.tensor_specs(proto)
