@@ -1,8 +1,8 @@
 """``python -m benchmarks.quality``: Set5/Set14 Y-PSNR and SSIM per ``../shared/PROTOCOL.md``.
 
 Rows: each of our artifacts (run through its runtime backend and the Enhancer's tiling, exactly as on a
-device), bicubic, the peer's FSRCNN, FSRCNN-small and ESPCN (OpenCV ``dnn_superres`` in ``.venv-peer``, out of
-process), and the published FSRCNN numbers from PROTOCOL.md as reference rows. Every model is scored by the
+device; and, under ``frame_path``, through the whole frame path: colour uint8 BGR in and out), bicubic, the
+peer's FSRCNN, FSRCNN-small and ESPCN (OpenCV ``dnn_superres`` in ``.venv-peer``, out of process), and the published FSRCNN numbers from PROTOCOL.md as reference rows. Every model is scored by the
 same code (``deconv_edge_train.evaluate.evaluate_images``). Bicubic and the peer are checked against the values
 PROTOCOL.md measured; a difference over 0.05 dB is flagged.
 
@@ -137,6 +137,20 @@ def _score(predict, sets: dict, scale: int, name: str) -> dict:
     return out
 
 
+def _score_frames(path: Path, threads: int, sets: dict, scale: int, name: str) -> dict:
+    """Scores through the whole frame path (colour uint8 BGR in and out; ``evaluate_frames``)."""
+    from deconv_edge_train.evaluate import evaluate_frames
+    from edge_runtime.inference.config import RuntimeConfig
+    from edge_runtime.inference.enhance import Enhancer
+
+    enhancer = Enhancer(path, RuntimeConfig(threads=threads))
+    out = {}
+    for set_name, images in sets.items():
+        r = evaluate_frames(enhancer, images, scale, model_name=name, data_name=set_name)
+        out[set_name] = {"psnr_db": r.psnr_db, "ssim": r.ssim, "per_image": r.per_image}
+    return out
+
+
 def _fmt_scores(scores: dict) -> str:
     return ", ".join(f"{k} {v['psnr_db']:.2f} dB / {v['ssim']:.4f}" for k, v in scores.items())
 
@@ -172,10 +186,11 @@ def main(argv=None) -> int:
     for a in artifacts:
         say(f"quality: {a.label} ({a.path.name})")
         scores = _score(artifact_predictor(a.path, args.threads), sets, scale, a.label)
-        say(f"  {_fmt_scores(scores)}")
+        frames = _score_frames(a.path, args.threads, sets, scale, a.label)
+        say(f"  {_fmt_scores(scores)}; frame path: {_fmt_scores(frames)}")
         rows.append({"key": a.key, "name": a.label, "kind": "ours", "format": a.format, "upsampler": a.upsampler,
                      "status": a.status, "artifact": rel(a.path), "artifact_sha256": sha256_file(a.path),
-                     "size_bytes": a.size_bytes, **scores})
+                     "size_bytes": a.size_bytes, **scores, "frame_path": frames})
 
     from deconv_edge_train.evaluate import bicubic_predictor
 

@@ -3,11 +3,12 @@
     python -m benchmarks.shipped [--speed benchmarks/results/speed_shipped_x2.json ...]
 
 Quality: every ``*_int8.tflite`` CPU model with a trained ``.keras`` source in ``train/pretrained/`` (``make
-models`` refreshes both), on Set5 and Set14 per ``../shared/PROTOCOL.md`` (needs ``../shared``). Latency: read
+models`` refreshes both), on Set5 and Set14 per ``../shared/PROTOCOL.md`` (needs ``../shared``), and the int8
+file through the whole frame path as well (colour uint8 BGR in and out, ``evaluate_frames``). Latency: read
 from ``python -m benchmarks.speed`` results given with ``--speed`` (the shipped file's row and OpenCV's FSRCNN of
 the same scale in the same group, 320x240 frames, 1 and 2 threads by default); the ratio is only taken within
 one interleaved group, and every speed file must be from this run (``BENCH_RUN_ID``).
-Writes ``benchmarks/results/shipped.json`` and ``shipped.md``.
+Writes ``benchmarks/results/shipped.json`` and ``shipped.md`` (``--out``; ``--models`` for some of them).
 """
 
 from __future__ import annotations
@@ -62,15 +63,22 @@ def main(argv=None) -> int:
     ap.add_argument("--speed", nargs="*", default=[], help="benchmarks.speed result JSONs to take latency from")
     ap.add_argument("--groups", default="320x240 1T,320x240 2T",
                     help="which speed groups to report, comma-separated (default '320x240 1T,320x240 2T')")
+    ap.add_argument("--models", default="",
+                    help="only these shipped models, comma-separated (e.g. 'sesr_x2,sesr_x3'; default: all)")
+    ap.add_argument("--out", default=str(RESULTS / "shipped"),
+                    help="where to write OUT.json and OUT.md (default benchmarks/results/shipped)")
     args = ap.parse_args(argv)
+    only = {m.strip() for m in args.models.split(",") if m.strip()}
+    out = Path(args.out)
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
 
     from deconv_edge_core.fsutil import write_json_atomic, write_text_atomic
     from deconv_edge_train.data import load_image_set
-    from deconv_edge_train.evaluate import evaluate_images, keras_predictor, load_keras_model
+    from deconv_edge_train.evaluate import evaluate_frames, evaluate_images, keras_predictor, load_keras_model
     from deconv_edge_train.quiet import import_tensorflow
     from edge_runtime.inference.backends import open_backend
     from edge_runtime.inference.config import RuntimeConfig
+    from edge_runtime.inference.enhance import Enhancer
 
     if not (SHARED / "data" / "sr" / "eval").is_dir():
         print(f"error: needs {SHARED}/data/sr/eval (Set5, Set14)", file=sys.stderr)
@@ -83,7 +91,7 @@ def main(argv=None) -> int:
     for artifact in sorted((REPO / "edge_runtime" / "models").glob("*_int8.tflite")):
         stem = artifact.name[: -len("_int8.tflite")]
         keras_path = REPO / "train" / "pretrained" / f"{stem}.keras"
-        if not keras_path.is_file():
+        if not keras_path.is_file() or (only and stem not in only):
             continue
         backend = open_backend(artifact, RuntimeConfig(threads=2))
         scale = int(backend.manifest.scale)
@@ -94,9 +102,12 @@ def main(argv=None) -> int:
         model = load_keras_model(keras_path)
         row = {"model": stem, "scale": scale, "artifact": artifact.name, "size_bytes": artifact.stat().st_size,
                "params": int(model.count_params()), "macs_per_lr_pixel": macs_per_lr_pixel(model)}
+        enhancer = Enhancer(artifact, RuntimeConfig(threads=2))
         for name, images in sets.items():
             q = evaluate_images(int8, images, scale)
             row[f"{name}_int8_psnr_db"], row[f"{name}_int8_ssim"] = q.psnr_db, q.ssim
+            q = evaluate_frames(enhancer, images, scale)
+            row[f"{name}_frame_psnr_db"], row[f"{name}_frame_ssim"] = q.psnr_db, q.ssim
             f = evaluate_images(keras_predictor(model), images, scale)
             row[f"{name}_float_psnr_db"], row[f"{name}_float_ssim"] = f.psnr_db, f.ssim
         row["speed"] = {}
@@ -111,15 +122,22 @@ def main(argv=None) -> int:
     command = "python -m benchmarks.shipped" + (" --speed " + " ".join(args.speed) if args.speed else "")
     if args.groups != ap.get_default("groups"):
         command += f" --groups '{args.groups}'"
+    if args.models:
+        command += f" --models {args.models}"
+    if args.out != ap.get_default("out"):
+        command += f" --out {args.out}"
     cpu = next((json.loads(Path(p).read_text()).get("cpu_kind") for p in args.speed), None)
-    write_json_atomic(RESULTS / "shipped.json", {"run_id": run, "date": when, "command": command, "cpu_kind": cpu,
-                                                 "rows": rows})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out.with_name(out.name + ".json"),
+                      {"run_id": run, "date": when, "command": command, "cpu_kind": cpu, "rows": rows})
     lines = [f"Shipped models, run `{run}`, {when}, `{command}` (PROTOCOL.md; int8 = the .tflite a CPU runs; "
              f"latency: whole frame path, p50, T = threads; x peer = ours (int8) ÷ {PEER_LABEL} (fp32) of the same "
              f"scale in the same interleaved group; CPU: {cpu or 'not measured'})",
-             "", "| model | params | MACs / LR px | int8 KiB | Set5 float | Set5 int8 | Set14 float | Set14 int8 | "
+             "", "| model | params | MACs / LR px | int8 KiB | Set5 float | Set5 int8 | Set5 int8 frame path | "
+             "Set14 float | Set14 int8 | Set14 int8 frame path | "
              + " | ".join(f"{g} ms | x peer (int8 vs fp32)" for g in groups) + " |",
-             "| --- | ---: | ---: | ---: | --- | --- | --- | --- | " + " | ".join("---: | ---:" for _ in groups) + " |"]
+             "| --- | ---: | ---: | ---: | --- | --- | --- | --- | --- | --- | "
+             + " | ".join("---: | ---:" for _ in groups) + " |"]
     for r in rows:
         def cell(key, r=r):
             p, s = r.get(f"{key}_psnr_db"), r.get(f"{key}_ssim")
@@ -131,9 +149,10 @@ def main(argv=None) -> int:
             speed_cells += [f"{sp['latency_ms']:.1f}" if sp.get("latency_ms") else "-",
                             f"{sp['ratio_to_peer']:.2f}" if sp.get("ratio_to_peer") else "-"]
         lines.append(f"| {r['model']} | {r['params']} | {r['macs_per_lr_pixel']} | {r['size_bytes'] / 1024:.1f} | "
-                     f"{cell('set5_float')} | {cell('set5_int8')} | {cell('set14_float')} | {cell('set14_int8')} | "
+                     f"{cell('set5_float')} | {cell('set5_int8')} | {cell('set5_frame')} | {cell('set14_float')} | "
+                     f"{cell('set14_int8')} | {cell('set14_frame')} | "
                      + " | ".join(speed_cells) + " |")
-    write_text_atomic(RESULTS / "shipped.md", "\n".join(lines) + "\n")
+    write_text_atomic(out.with_name(out.name + ".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -78,6 +78,37 @@ def evaluate_images(predict: Predictor, images: Sequence[NamedImage], scale: int
     )
 
 
+def frame_lr_bgr(img: NamedImage, scale: int) -> np.ndarray:
+    """The 8-bit colour low-resolution frame of a ground-truth picture, as a camera gives it: each RGB channel of
+    the modcropped picture downscaled by the protocol's antialiased bicubic, rounded to 8 bits, in BGR order."""
+    hr = modcrop(img.rgb, scale).astype(np.float32)
+    lr = np.stack([quantize_8bit(degrade(hr[..., c], scale)) for c in range(3)], axis=-1)
+    return np.ascontiguousarray(lr[..., ::-1].astype(np.uint8))
+
+
+def evaluate_frames(enhance: Callable[[np.ndarray], np.ndarray], images: Sequence[NamedImage], scale: int, *,
+                    model_name: str = "", data_name: str = "") -> EvalResult:
+    """Quality through the product's whole frame path: uint8 BGR in (:func:`frame_lr_bgr`), uint8 BGR out (an
+    ``Enhancer``), PSNR/SSIM on the studio-range Y of the output (rounded to 8 bits, as MATLAB's ``rgb2ycbcr``
+    gives for uint8) against the ground truth's, ``scale`` pixels shaved.
+
+    Unlike :func:`evaluate_images`, the colour conversion, the 8-bit input and output, and the chroma path are
+    part of what is measured.
+    """
+    scale = check_scale(scale)
+    rows = []
+    for img in images:
+        hr = rgb_to_y(modcrop(img.rgb, scale))
+        out = np.asarray(enhance(frame_lr_bgr(img, scale)))
+        if out.shape != hr.shape + (3,) or out.dtype != np.uint8:
+            raise UserError(f"frame output {out.shape} {out.dtype} is not x{scale} uint8 BGR of {img.name} {hr.shape}")
+        out_y = quantize_8bit(rgb_to_y(np.ascontiguousarray(out[..., ::-1])))
+        rows.append({"image": Path(img.name).name, "psnr_db": psnr_db(out_y, hr, scale), "ssim": ssim(out_y, hr, scale)})
+    return EvalResult(model=model_name, data=data_name, scale=scale,
+                      psnr_db=float(np.mean([r["psnr_db"] for r in rows])),
+                      ssim=float(np.mean([r["ssim"] for r in rows])), per_image=rows)
+
+
 def load_keras_model(path: str | Path):
     """Load a ``.keras`` file in safe mode, with one-line errors for missing/corrupt files."""
     path = Path(path)

@@ -9,7 +9,7 @@ from deconv_edge_core.errors import UserError
 from deconv_edge_core.manifest import load_manifest
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-DEFAULT_ARTIFACT = "fsrcnn_x2_int8.tflite"
+DEFAULT_ARTIFACT = "sesr_x2_int8.tflite"
 #: Preferred formats when the named default is not shipped (smallest and fastest on a CPU first).
 FORMAT_PREFERENCE = ("tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-int8", "onnx-fp32")
 
@@ -17,8 +17,8 @@ FORMAT_PREFERENCE = ("tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-int8", "
 def default_model(models_dir: Optional[Path] = None) -> Path:
     """Path of the default artifact.
 
-    :data:`DEFAULT_ARTIFACT` (the shipped FSRCNN x2 int8 file) when present; otherwise the first manifest (by name) in ``models_dir`` with scale 2
-    whose backend is installed, preferring ``tflite-int8`` (see :data:`FORMAT_PREFERENCE`).
+    :data:`DEFAULT_ARTIFACT` (the shipped SESR-like x2 int8 file) when present; otherwise the first manifest (by
+    name) in ``models_dir`` with scale 2 whose backend is installed, preferring ``tflite-int8`` (see :data:`FORMAT_PREFERENCE`).
 
     Raises:
         UserError: no usable scale-2 model is there.

@@ -19,7 +19,7 @@ from edge_runtime.inference.default_model import MODELS_DIR
 
 from .conftest import REPO, cli, cli_env, one_error_line
 
-pytestmark = pytest.mark.skipif(not (MODELS_DIR / "fsrcnn_x3_int8.tflite.json").is_file(),
+pytestmark = pytest.mark.skipif(not (MODELS_DIR / "sesr_x3_int8.tflite.json").is_file(),
                                 reason="needs the shipped models in edge_runtime/models/")
 
 
@@ -29,9 +29,9 @@ def test_models_lists_every_shipped_manifest():
     rows = json.loads(r.stdout)
     manifests = sorted(p.name[:-5] for p in MODELS_DIR.glob("*.json"))
     assert sorted(row["file"] for row in rows) == manifests
-    x3 = {row["file"]: row for row in rows}["fsrcnn_x3_int8.tflite"]
-    on_disk = json.loads((MODELS_DIR / "fsrcnn_x3_int8.tflite.json").read_text())
-    assert (x3["model"], x3["scale"], x3["format"], x3["task"]) == ("fsrcnn_x3", 3, "tflite-int8", "super-resolution")
+    x3 = {row["file"]: row for row in rows}["sesr_x3_int8.tflite"]
+    on_disk = json.loads((MODELS_DIR / "sesr_x3_int8.tflite.json").read_text())
+    assert (x3["model"], x3["scale"], x3["format"], x3["task"]) == ("sesr_x3", 3, "tflite-int8", "super-resolution")
     assert x3["psnr_db"] == on_disk["accuracy"]["psnr_db"] and x3["size_bytes"] == on_disk["artifact"]["size_bytes"]
     assert x3["aliases"] == ["x3"]
     table = cli("models")
@@ -39,9 +39,10 @@ def test_models_lists_every_shipped_manifest():
 
 
 @pytest.mark.parametrize("name,expected", [
-    ("x3", "fsrcnn_x3_int8.tflite"), ("fast", "fsrcnn-s_x2_int8.tflite"), ("fsrcnn_x3", "fsrcnn_x3_int8.tflite"),
+    ("x3", "sesr_x3_int8.tflite"), ("fast", "fsrcnn-s_x2_int8.tflite"), ("fsrcnn_x3", "fsrcnn_x3_int8.tflite"),
     ("fsrcnn_x3_int8", "fsrcnn_x3_int8.tflite"), ("fsrcnn_x3_int8.onnx", "fsrcnn_x3_int8.onnx"),
-    ("x4", "fsrcnn_x4_int8.tflite"), (None, "fsrcnn_x2_int8.tflite"), ("default", "fsrcnn_x2_int8.tflite"),
+    ("x4", "fsrcnn_x4_int8.tflite"), (None, "sesr_x2_int8.tflite"), ("default", "sesr_x2_int8.tflite"),
+    ("x2", "sesr_x2_int8.tflite"), ("fsrcnn_x2", "fsrcnn_x2_int8.tflite"),
 ])
 def test_name_forms_resolve(name, expected):
     assert resolve(name).path == MODELS_DIR / expected
@@ -53,7 +54,7 @@ def test_enhancer_by_name_from_another_folder(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["(60,", "90,", "3)", "fsrcnn_x3_int8.tflite"]
+    assert r.stdout.split() == ["(60,", "90,", "3)", "sesr_x3_int8.tflite"]
 
 
 def test_unknown_name_lists_the_valid_ones(tmp_path):
@@ -71,18 +72,18 @@ def test_unknown_name_lists_the_valid_ones(tmp_path):
 
 
 def test_a_new_family_is_listed_and_resolves_from_its_manifest(tmp_path):
-    """Names come from the manifests: a model trained as 'sesr' appears as sesr_x2 with no code change."""
+    """Names come from the manifests: a model trained as 'newnet' appears as newnet_x2 with no code change."""
     src = json.loads((MODELS_DIR / "fsrcnn-s_x2_int8.tflite.json").read_text())
-    src["source_model"]["config"]["name"] = "sesr"
-    src["source_model"]["file"] = "sesr_x2.keras"
-    src["artifact"]["file"] = "sesr_x2_int8.tflite"
-    shutil.copy(MODELS_DIR / "fsrcnn-s_x2_int8.tflite", tmp_path / "sesr_x2_int8.tflite")
-    (tmp_path / "sesr_x2_int8.tflite.json").write_text(json.dumps(src))
+    src["source_model"]["config"]["name"] = "newnet"
+    src["source_model"]["file"] = "newnet_x2.keras"
+    src["artifact"]["file"] = "newnet_x2_int8.tflite"
+    shutil.copy(MODELS_DIR / "fsrcnn-s_x2_int8.tflite", tmp_path / "newnet_x2_int8.tflite")
+    (tmp_path / "newnet_x2_int8.tflite.json").write_text(json.dumps(src))
     models = shipped_models(tmp_path)
-    assert list(models) == ["sesr_x2"] and models["sesr_x2"].aliases == ()
-    assert resolve("sesr_x2", tmp_path).path == tmp_path / "sesr_x2_int8.tflite"
-    assert resolve("sesr_x2_int8", tmp_path).model == "sesr_x2"
-    with pytest.raises(UserError, match="valid: sesr_x2"):
+    assert list(models) == ["newnet_x2"] and models["newnet_x2"].aliases == ()
+    assert resolve("newnet_x2", tmp_path).path == tmp_path / "newnet_x2_int8.tflite"
+    assert resolve("newnet_x2_int8", tmp_path).model == "newnet_x2"
+    with pytest.raises(UserError, match="valid: newnet_x2"):
         resolve("x3", tmp_path)  # the alias's model is not shipped there
 
 
@@ -130,11 +131,11 @@ def test_bench_pick_caches_the_fastest_file_and_names_follow_it(tmp_path):
     assert r.returncode == 0, r.stderr
     data = json.loads((tmp_path / "cache" / "picks.json").read_text())
     (key, device), = data["devices"].items()
-    entry = device["models"]["fsrcnn_x2"]
+    entry = device["models"]["sesr_x2"]
     # Every x2 file this venv has a runtime for (the legacy stack has no ONNX Runtime: only the .tflite).
-    assert set(entry["all_p50_ms"]) == _runnable("fsrcnn_x2_int8.tflite", "fsrcnn_x2_int8.onnx", "fsrcnn_x2_fp32.onnx")
+    assert set(entry["all_p50_ms"]) == _runnable("sesr_x2_int8.tflite", "sesr_x2_int8.onnx", "sesr_x2_fp32.onnx")
     assert entry["file"] == min(entry["all_p50_ms"], key=entry["all_p50_ms"].get)
-    assert f"fsrcnn_x2: {entry['file']}" in r.stdout
+    assert f"sesr_x2: {entry['file']}" in r.stdout
 
     def run_as(name: str) -> str:
         code = f"from edge_runtime import Enhancer\nd = Enhancer({name!r}).describe()\nprint(d['model'], '|', d['chosen_by'])"
@@ -144,25 +145,25 @@ def test_bench_pick_caches_the_fastest_file_and_names_follow_it(tmp_path):
         return p.stdout.strip()
 
     # Say the fp32 ONNX file won here: every name of the model follows the cache, explicit files do not.
-    if "fsrcnn_x2_fp32.onnx" not in entry["all_p50_ms"]:
+    if "sesr_x2_fp32.onnx" not in entry["all_p50_ms"]:
         pytest.skip("the pick was cached; the rest pretends the fp32 ONNX file won, which needs ONNX Runtime")
-    onnx = json.loads((MODELS_DIR / "fsrcnn_x2_fp32.onnx.json").read_text())["artifact"]["sha256"]
-    entry.update(file="fsrcnn_x2_fp32.onnx", sha256=onnx)
+    onnx = json.loads((MODELS_DIR / "sesr_x2_fp32.onnx.json").read_text())["artifact"]["sha256"]
+    entry.update(file="sesr_x2_fp32.onnx", sha256=onnx)
     (tmp_path / "cache" / "picks.json").write_text(json.dumps(data))
-    for name in ("x2", "default", "fsrcnn_x2", None):
-        assert run_as(name).startswith("fsrcnn_x2_fp32.onnx | fastest measured here"), name
-    assert run_as("fsrcnn_x2_int8").startswith("fsrcnn_x2_int8.tflite | named file")
+    for name in ("x2", "default", "sesr_x2", None):
+        assert run_as(name).startswith("sesr_x2_fp32.onnx | fastest measured here"), name
+    assert run_as("sesr_x2_int8").startswith("sesr_x2_int8.tflite | named file")
     doctor = subprocess.run([sys.executable, "-m", "edge_runtime", "doctor"], cwd=REPO, env=env, capture_output=True,
                             text=True, timeout=120)
-    assert "model fsrcnn_x2 (default, x2)  fsrcnn_x2_fp32.onnx: fastest measured here" in doctor.stdout
+    assert "model sesr_x2 (default, x2)  sesr_x2_fp32.onnx: fastest measured here" in doctor.stdout
     # A file that changed since the measurement (sha256), or another device, is not trusted.
     entry.update(sha256="0" * 64)
     (tmp_path / "cache" / "picks.json").write_text(json.dumps(data))
-    assert run_as("x2").startswith("fsrcnn_x2_int8.tflite | format preference")
+    assert run_as("x2").startswith("sesr_x2_int8.tflite | format preference")
     entry.update(sha256=onnx)
     data["devices"] = {"another-device": device}
     (tmp_path / "cache" / "picks.json").write_text(json.dumps(data))
-    assert run_as("x2").startswith("fsrcnn_x2_int8.tflite | format preference")
+    assert run_as("x2").startswith("sesr_x2_int8.tflite | format preference")
 
 
 def test_bench_takes_relative_paths_and_names_from_any_folder(tmp_path):

@@ -86,3 +86,44 @@ def test_bicubic_reference_numbers_on_shared_data(scale, set5, set14):
     res14 = evaluate("bicubic", [str(shared_path("data", "sr", "eval", "set14"))], scale)
     assert res5.psnr_db == pytest.approx(set5, abs=0.02)
     assert res14.psnr_db == pytest.approx(set14, abs=0.02)
+
+
+def _picture(h: int = 36, w: int = 42) -> NamedImage:
+    rng = np.random.default_rng(7)
+    base = np.add.outer(np.linspace(20, 220, h), np.linspace(0, 30, w))
+    rgb = np.stack([base, base[::-1], np.full_like(base, 60.0)], -1) + rng.normal(0, 3, (h, w, 3))
+    return NamedImage("p.png", np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
+
+
+def test_the_frame_path_lr_is_each_channel_degraded_in_bgr_order():
+    from deconv_edge_train.evaluate import frame_lr_bgr
+
+    img = _picture()
+    lr = frame_lr_bgr(img, 3)
+    hr = modcrop(img.rgb, 3).astype(np.float32)
+    assert lr.dtype == np.uint8 and lr.shape == (12, 14, 3)
+    for c in range(3):  # BGR: channel 0 is the picture's blue
+        np.testing.assert_array_equal(lr[..., 2 - c], quantize_8bit(degrade(hr[..., c], 3)))
+
+
+def test_the_frame_path_scores_the_output_luma_against_the_ground_truth():
+    from deconv_edge_core.errors import UserError
+    from deconv_edge_train.evaluate import evaluate_frames
+
+    img = _picture()
+    hr_bgr = np.ascontiguousarray(modcrop(img.rgb, 2)[..., ::-1])
+    # Handing back the ground truth scores only the 8-bit rounding of its own luma (> 50 dB); one level
+    # brighter in every channel moves Y by 219/255 of a level, and the score must say so.
+    exact = evaluate_frames(lambda lr: hr_bgr, [img], 2)
+    assert exact.psnr_db > 50 and exact.ssim > 0.99
+    brighter_bgr = (hr_bgr.astype(np.int16) + 1).clip(0, 255).astype(np.uint8)
+    brighter = evaluate_frames(lambda lr: brighter_bgr, [img], 2)
+    y_true = rgb_to_y(modcrop(img.rgb, 2))
+    y_out = quantize_8bit(rgb_to_y(np.ascontiguousarray(brighter_bgr[..., ::-1])))
+    assert brighter.psnr_db == pytest.approx(psnr_db(y_out, y_true, 2), abs=1e-9)
+    assert 40 < brighter.psnr_db < exact.psnr_db - 3
+    seen = []
+    evaluate_frames(lambda lr: seen.append(lr.shape) or hr_bgr, [img], 2)
+    assert seen == [(18, 21, 3)]
+    with pytest.raises(UserError, match="is not x2 uint8 BGR"):
+        evaluate_frames(lambda lr: hr_bgr[:-2], [img], 2)
