@@ -91,7 +91,7 @@ echo "setup: $((SECONDS - T_ALL)) s"
 stage "offline bundle for linux-aarch64 / Python 3.11"
 T=$SECONDS
 M=edge_runtime/models
-from_index "the offline bundle's wheels" "$HOST_PYTHON" -m edge_runtime bundle $M/fsrcnn_x2_int8.tflite $M/fsrcnn_x2_fp32.onnx $M/fsrcnn-s_x2_int8.tflite \
+from_index "the offline bundle's wheels" "$HOST_PYTHON" -m edge_runtime bundle $M/sesr_x2_int8.tflite $M/sesr_x2_fp32.onnx $M/fsrcnn-s_x2_int8.tflite \
   --platform linux-aarch64 --python 3.11 -o "$WORK/bundle.tar.gz"
 # pytest for the runtime tests on the device (and setuptools: test_deploy builds a wheel there), from the
 # same index, into a second wheelhouse.

@@ -85,14 +85,14 @@ def test_offline_bundle_installs_checks_and_benches_on_the_device(device, tmp_pa
 
 
 def test_a_perturbed_artifact_fails_the_check_on_the_device(device, tmp_path):
-    """Valid sha256, wrong weights: the x2 model's file replaced by the small x2 model's, every hash redone."""
+    """Valid sha256, wrong weights: the default x2 model's file replaced by the small x2 model's, every hash redone."""
     from deconv_edge_core.fsutil import sha256_file
     from edge_runtime.agent.device_agent import SUMS_FILE
 
     root = Path(DEVICE_HOME) / "deconv-edge"
     folder = tmp_path / "perturbed"
     shutil.copytree(root / "current", folder, symlinks=False)
-    victim, impostor = folder / "models" / "fsrcnn_x2_int8.tflite", folder / "models" / "fsrcnn-s_x2_int8.tflite"
+    victim, impostor = folder / "models" / "sesr_x2_int8.tflite", folder / "models" / "fsrcnn-s_x2_int8.tflite"
     shutil.copy(impostor, victim)
     manifest_path = victim.with_name(victim.name + ".json")
     manifest = json.loads(manifest_path.read_text())
@@ -112,5 +112,5 @@ def test_a_perturbed_artifact_fails_the_check_on_the_device(device, tmp_path):
                        env=env, timeout=1200)
     print(r.stdout + r.stderr)
     assert r.returncode == 1, r.stdout + r.stderr  # ... and the numbers do not
-    assert "FAILED accuracy: fsrcnn_x2_int8.tflite" in r.stderr and "Traceback" not in r.stderr
-    assert "accuracy ok: fsrcnn_x2_fp32.onnx" in r.stdout
+    assert "FAILED accuracy: sesr_x2_int8.tflite" in r.stderr and "Traceback" not in r.stderr
+    assert "accuracy ok: sesr_x2_fp32.onnx" in r.stdout
