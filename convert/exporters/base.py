@@ -134,7 +134,7 @@ class TFLiteExporter(Exporter):
 
     def convert_bytes(self, job: ExportJob) -> tuple[bytes, list[str]]:
         """The converted flatbuffer and notes on what the int8 grid passes changed."""
-        from .. import tflite_tools
+        from .. import int8_refit, tflite_tools
 
         rep = job.calib.representative_dataset() if self.needs_calibration else None
         io_dtype = dict(job.options).get("io_dtype", "uint8")
@@ -142,7 +142,11 @@ class TFLiteExporter(Exporter):
         if not self.full_integer:
             return data, []
         data, notes = tflite_tools.tighten_relu_add_inputs(tflite_tools.pin_exact_grids(data, job.pins))
-        return tflite_tools.pin_output_range(data), notes
+        data = tflite_tools.pin_output_range(data)
+        if dict(job.options).get("refit", "on") == "on":
+            data, refit_notes = int8_refit.refit_output_convs(data, job.model, list(job.calib))
+            notes = [*notes, *refit_notes]
+        return data, notes
 
     def export(self, job: ExportJob) -> ExportResult:
         from .. import tflite_tools

@@ -101,7 +101,9 @@ class EdgeTPU(TFLiteExporter):
     target = "edgetpu"
     static_shape = True
     gate_threshold = 0.3
-    options = (Option("io_dtype", "uint8", ("uint8", "int8"), "input/output tensor type"),)
+    options = (Option("io_dtype", "uint8", ("uint8", "int8"), "input/output tensor type"),
+               Option("refit", "on", ("on", "off"), "least-squares refit of the output convs' int8 weights "
+                      "to the float model (int8_refit)"))
     description = "full-integer TFLite for the Coral Edge TPU"
 
     def finish(self, job: ExportJob, data: bytes, result: ExportResult) -> ExportResult:

@@ -12,5 +12,7 @@ class TFLiteInt8(TFLiteExporter):
     int8_weights = True
     full_integer = True
     gate_threshold = 0.3
-    options = (Option("io_dtype", "uint8", ("uint8", "int8"), "input/output tensor type"),)
+    options = (Option("io_dtype", "uint8", ("uint8", "int8"), "input/output tensor type"),
+               Option("refit", "on", ("on", "off"), "least-squares refit of the output convs' int8 weights "
+                      "to the float model (int8_refit)"))
     description = "full-integer TFLite (uint8 or int8 I/O)"
