@@ -20,6 +20,7 @@ are left alone.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -153,7 +154,7 @@ def refit_output_convs(flatbuffer: bytes, model, samples: Sequence[np.ndarray]) 
     notes, changed = [], {}
     for k, layer in targets:
         op = graph.ops[k]
-        x_t, w_t, out = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+        x_t, w_t = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
         c_out, kh, kw, _ = w_t.data.shape
         probe = keras.Model(model.inputs[0], layer.output)
         hess, xty = 0.0, 0.0
@@ -171,15 +172,14 @@ def refit_output_convs(flatbuffer: bytes, model, samples: Sequence[np.ndarray]) 
         s_b = np.asarray(b_t.scale, np.float64) if b_t.scale.size == c_out else float(x_t.scale[0]) * s_w
         w_int = np.clip(np.round(fit[:-1] / s_w), -127, 127).T.reshape(c_out, kh, kw, -1).astype(np.int8)
         b_int = np.round(fit[-1] / s_b).astype(np.int32)
-        old = (graph.tensors[op.inputs[1]], b_t)
         graph.tensors[op.inputs[1]] = _with_data(w_t, w_int)
         graph.tensors[op.inputs[2]] = _with_data(b_t, b_int)
         constants = graph.constants()
-        changed[k] = (w_int, b_int, old, layer.name)
+        changed[k] = (w_int, b_int, layer.name)
     after = calib_mse(refs)
     if not changed or after >= before:
         return flatbuffer, []
-    for k, (w_int, b_int, _, name) in changed.items():
+    for k, (w_int, b_int, name) in changed.items():
         op = graph.ops[k]
         for t, data in ((op.inputs[1], w_int), (op.inputs[2], b_int)):
             fb_model.buffers[sg.tensors[t].buffer].data = np.frombuffer(np.ascontiguousarray(data).tobytes(), np.uint8)
@@ -189,6 +189,4 @@ def refit_output_convs(flatbuffer: bytes, model, samples: Sequence[np.ndarray]) 
 
 
 def _with_data(tensor, data: np.ndarray):
-    from dataclasses import replace
-
     return replace(tensor, data=data)

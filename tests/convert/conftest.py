@@ -23,6 +23,21 @@ TEST_CALIB_HW = (24, 24)
 TEST_FIXED_HW = (24, 32)
 
 
+def run_tflite(data: bytes, x: np.ndarray) -> np.ndarray:
+    """A uint8-in/uint8-out ``.tflite`` (bytes) on float input ``x`` through the real interpreter, dequantized."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=data)
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    interp.resize_tensor_input(inp["index"], list(x.shape), strict=False)
+    interp.allocate_tensors()
+    s, zp = inp["quantization"]
+    interp.set_tensor(inp["index"], np.clip(np.round(x / s) + zp, 0, 255).astype(inp["dtype"]))
+    interp.invoke()
+    s, zp = out["quantization"]
+    return (interp.get_tensor(out["index"]).astype(np.float64) - zp) * s
+
+
 def tiny_model(scale: int, seed: int = 0):
     """FSRCNN-s (d=8, s=4, m=1) with seeded non-zero upsampler feature taps (untrained, not just bicubic)."""
     from deconv_edge_train.models import ModelConfig, build_model

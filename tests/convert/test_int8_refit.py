@@ -7,6 +7,8 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="converting to TFLite needs TensorFlow (the [train] extra)")
 
+from .conftest import run_tflite  # noqa: E402
+
 
 def _model(read_features: bool = True):
     """Features (conv + ReLU) joined with the picture, then a linear output conv (the upsampler's shape)."""
@@ -37,18 +39,6 @@ def _pictures(n: int, seed: int) -> list:
     return out
 
 
-def _run(data: bytes, x: np.ndarray) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_content=data)
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    interp.resize_tensor_input(inp["index"], list(x.shape), strict=False)
-    interp.allocate_tensors()
-    s, zp = inp["quantization"]
-    interp.set_tensor(inp["index"], np.clip(np.round(x / s) + zp, 0, 255).astype(inp["dtype"]))
-    interp.invoke()
-    s, zp = out["quantization"]
-    return (interp.get_tensor(out["index"]).astype(np.float64) - zp) * s
 
 
 def _convert(model, samples) -> bytes:
@@ -79,7 +69,7 @@ def test_the_output_conv_is_refitted_and_the_error_against_float_drops_on_other_
     assert _quantization(refit) == _quantization(data)
     assert refit != data
     held_out = _pictures(8, seed=2)
-    err = {name: np.mean([np.mean((_run(d, x) - np.asarray(model(x))) ** 2) for x in held_out])
+    err = {name: np.mean([np.mean((run_tflite(d, x) - np.asarray(model(x))) ** 2) for x in held_out])
            for name, d in (("before", data), ("after", refit))}
     assert err["after"] < 0.9 * err["before"], err
 

@@ -7,6 +7,8 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="converting to TFLite needs TensorFlow (the [train] extra)")
 
+from .conftest import run_tflite  # noqa: E402
+
 
 def _model():
     """``relu(a + b)``: ``a`` a conv whose calibrated range reaches far below ``-max(b)``, ``b`` a ReLU skip."""
@@ -25,18 +27,6 @@ def _model():
     return m
 
 
-def _run(data: bytes, x: np.ndarray) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_content=data)
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    interp.resize_tensor_input(inp["index"], list(x.shape), strict=False)
-    interp.allocate_tensors()
-    s, zp = inp["quantization"]
-    interp.set_tensor(inp["index"], np.clip(np.round(x / s) + zp, 0, 255).astype(inp["dtype"]))
-    interp.invoke()
-    s, zp = out["quantization"]
-    return (interp.get_tensor(out["index"]).astype(np.float64) - zp) * s
 
 
 def test_the_wide_input_is_narrowed_to_what_reaches_the_relu_and_the_error_drops():
@@ -53,8 +43,8 @@ def test_the_wide_input_is_narrowed_to_what_reaches_the_relu_and_the_error_drops
 
     x = rng.random((1, 32, 32, 1), dtype=np.float32)
     want = np.asarray(model(x))
-    err_before = np.mean(np.abs(_run(data, x) - want))
-    err_after = np.mean(np.abs(_run(tight, x) - want))
+    err_before = np.mean(np.abs(run_tflite(data, x) - want))
+    err_after = np.mean(np.abs(run_tflite(tight, x) - want))
     assert err_after < 0.8 * err_before
 
 
