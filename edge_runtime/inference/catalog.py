@@ -14,7 +14,7 @@ says was trained (``fsrcnn`` at x3 → ``fsrcnn_x3``); its *files* are the shipp
 
 A new shipped family (say ``newnet_x2_int8.tflite`` from a model named ``newnet``) is listed and resolvable by its
 model and file names as soon as its files are in ``edge_runtime/models/``; giving it a short name is one
-:func:`alias` line below (``sesr`` took ``default``, ``x2`` and ``x3`` that way from ``fsrcnn``).
+:func:`alias` line below (``sesr`` took ``default``, ``x2``, ``x3`` and ``x4`` that way from ``fsrcnn``).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def alias(name: str, family: str, scale: int, summary: str) -> Alias:
 alias("default", "sesr", 2, "what runs without --model")
 alias("x2", "sesr", 2, "SESR-like (16 ch, 5 blocks), 2x")
 alias("x3", "sesr", 3, "SESR-like (16 ch, 5 blocks), 3x")
-alias("x4", "fsrcnn", 4, "FSRCNN (56,12,4), 4x")
+alias("x4", "sesr", 4, "SESR-like (16 ch, 5 blocks), 4x")
 alias("fast", "fsrcnn-s", 2, "FSRCNN-s (32,5,1), 2x: a third of the x2 model's MACs")
 alias("denoise", "rednet", 1, "RED-Net-style denoiser, one model for every noise level (--strength)")
 
