@@ -42,8 +42,9 @@ def test_the_emulation_gives_the_interpreters_bytes(path):
     diff = np.abs(got - want)
     # Float64 against the kernels' fixed-point multipliers: a rare tie rounds the other way, and on this random
     # input it may carry a step or two further through the next layers, so nearly every byte is equal and none
-    # is far.
-    assert diff.max() <= 3 and (diff == 0).mean() >= 0.99, (diff.max(), (diff == 0).mean())
+    # is far. The x4 Edge TPU file's 16-tap deconvolution spreads one such step over more output pixels with larger
+    # weights (max 4 there; each op alone matches to the byte but for ties, tested below).
+    assert diff.max() <= 4 and (diff == 0).mean() >= 0.99, (diff.max(), (diff == 0).mean())
 
 
 @pytest.mark.parametrize("path", INT8_FILES, ids=lambda p: p.name)
