@@ -41,8 +41,8 @@ def test_models_lists_every_shipped_manifest():
 @pytest.mark.parametrize("name,expected", [
     ("x3", "sesr_x3_int8.tflite"), ("fast", "fsrcnn-s_x2_int8.tflite"), ("fsrcnn_x3", "fsrcnn_x3_int8.tflite"),
     ("fsrcnn_x3_int8", "fsrcnn_x3_int8.tflite"), ("fsrcnn_x3_int8.onnx", "fsrcnn_x3_int8.onnx"),
-    ("x4", "sesr_x4_int8.tflite"), ("fsrcnn_x4", "fsrcnn_x4_int8.tflite"), (None, "sesr_x2_int8.tflite"), ("default", "sesr_x2_int8.tflite"),
-    ("x2", "sesr_x2_int8.tflite"), ("fsrcnn_x2", "fsrcnn_x2_int8.tflite"),
+    ("x4", "sesr_x4_int8.tflite"), ("fsrcnn_x4", "fsrcnn_x4_int8.tflite"), (None, "sesr_x2_int8.tflite"),
+    ("default", "sesr_x2_int8.tflite"), ("x2", "sesr_x2_int8.tflite"), ("fsrcnn_x2", "fsrcnn_x2_int8.tflite"),
 ])
 def test_name_forms_resolve(name, expected):
     assert resolve(name).path == MODELS_DIR / expected
