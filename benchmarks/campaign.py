@@ -3,7 +3,8 @@
 Reads the committed logs (``train/campaign/<run>/log.csv``: step, loss, learning rate, elapsed seconds of
 training summed over sittings, Set5 PSNR at each checkpoint) and writes ``benchmarks/results/campaign.png``
 and ``campaign.md``: per run its hours, steps, best and last validation PSNR, and the gain over its last two
-hours (a run has converged for the campaign's purpose when that gain is under 0.02 dB).
+hours (a run has converged for the campaign's purpose when that gain is under 0.02 dB; the SR runs end with a
+two-hour tail at the final learning rate, after their decay, for that check).
 
 The validation numbers are the float Keras model through the protocol (Set5, luma, ``scale`` pixels shaved),
 which is the development set: held-out scores are measured elsewhere.
@@ -70,11 +71,24 @@ def curves(root: Path = CAMPAIGN_DIR) -> list[Curve]:
     return [c for c in found if c is not None]
 
 
-def validation_of(run_name: str) -> str:
-    """What a run validates on, from the campaign's own list (SR runs: Set5; the denoiser: Set12 at sigma 25)."""
+def _run(run_name: str):
     from deconv_edge_train.campaign import RUNS
 
-    run = next((r for r in RUNS if r.name == run_name), None)
+    return next((r for r in RUNS if r.name == run_name), None)
+
+
+def schedule_of(run_name: str) -> str:
+    """Where the run's decay ends and its tail at the final learning rate ends, in training hours."""
+    run = _run(run_name)
+    if run is None:
+        return "-"
+    end = f"decay to {run.minutes / 60:g} h"
+    return f"{end}, tail to {(run.minutes + run.tail_minutes) / 60:g} h" if run.tail_minutes else end
+
+
+def validation_of(run_name: str) -> str:
+    """What a run validates on, from the campaign's own list (SR runs: Set5; the denoiser: Set12 at sigma 25)."""
+    run = _run(run_name)
     if run is None:
         return "val"
     name = Path(run.val_set).name.capitalize()
@@ -82,13 +96,13 @@ def validation_of(run_name: str) -> str:
 
 
 def summary_table(found: list[Curve]) -> str:
-    rows = [["run", "validation", "training h", "steps", "best dB", "last dB",
+    rows = [["run", "validation", "schedule", "training h", "steps", "best dB", "last dB",
              f"gain over last {PLATEAU_WINDOW_H:g} h dB"]]
     for c in found:
         gain = c.gain_last_window_db
-        rows.append([c.name, validation_of(c.name), f"{c.hours[-1]:.2f}", str(c.steps), f"{max(c.psnr_db):.3f}",
+        rows.append([c.name, validation_of(c.name), schedule_of(c.name), f"{c.hours[-1]:.2f}", str(c.steps), f"{max(c.psnr_db):.3f}",
                      f"{c.psnr_db[-1]:.3f}", "-" if gain is None else f"{gain:+.3f}"])
-    return markdown_table(rows, numbers_right_from=2)
+    return markdown_table(rows, numbers_right_from=3)
 
 
 def plot(found: list[Curve], path: Path) -> None:
@@ -101,6 +115,9 @@ def plot(found: list[Curve], path: Path) -> None:
     fig, axes = plt.subplots(len(found), 1, figsize=(7, 2.8 * len(found)), dpi=110, squeeze=False)
     for ax, c in zip(axes[:, 0], found):
         ax.plot(c.hours, c.psnr_db, marker=".", label=f"{c.name} ({c.steps} steps)")
+        run = _run(c.name)
+        if run is not None and run.tail_minutes and c.hours[-1] >= run.minutes / 60:
+            ax.axvline(run.minutes / 60, color="grey", linestyle="--", linewidth=0.8, label="decay ends, tail begins")
         ax.set_ylabel(f"{validation_of(c.name)} PSNR (dB)")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")

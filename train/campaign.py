@@ -9,6 +9,10 @@ spans the run's whole budget, not one sitting.
 Runs go in order: a run starts when the one before it has finished its budget, and a run may start from an
 earlier one's trained body (``init_from``; its upsampler of another scale is left at bicubic, see
 :func:`train.models.base.transfer_weights`).
+
+The super-resolution runs end with a tail (:data:`TAIL_MINUTES`) at the schedule's final learning rate: the
+cosine decay ends exactly at the budget, so the last hours of a run without a tail always hold the decay's
+gains, and whether more training at that recipe still helps cannot be read from them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Optional
 from deconv_edge_core.errors import UserError
 
 from .models import ModelConfig
-from .train import TrainConfig, _progress
+from .train import TrainConfig, _finished, _progress
 
 CAMPAIGN_DIR = Path(__file__).resolve().parent / "campaign"
 TRAIN_SETS = ("data/sr/train/t91", "data/sr/train/bsd200")
@@ -34,7 +38,8 @@ class CampaignRun:
     Attributes:
         name: folder under ``train/campaign/`` and stem of the shipped files (``sesr_x2`` -> ``sesr_x2_int8.tflite``).
         model: what it trains.
-        minutes: the whole budget (wall time of training, summed over sittings).
+        minutes: the budget of the learning-rate schedule (wall time of training, summed over sittings).
+        tail_minutes: training after that budget at the final learning rate (see the module's docstring).
         init_from: an earlier run whose newest checkpoint (the expanded training form) starts this one.
         recipe: the rest of the :class:`TrainConfig` (batch, patch, learning rate, schedule, loss).
         val_set: the validation folder under ``../shared`` (Set5 for SR, Set12 for denoising).
@@ -43,6 +48,7 @@ class CampaignRun:
     name: str
     model: ModelConfig
     minutes: float
+    tail_minutes: float = 0.0
     init_from: Optional[str] = None
     recipe: dict = field(default_factory=dict)
     val_set: str = "data/sr/eval/set5"
@@ -57,7 +63,8 @@ class CampaignRun:
         if self.init_from:
             init = str(Path(root) / self.init_from)
         return TrainConfig(data=tuple(str(shared / s) for s in TRAIN_SETS), val=(str(shared / self.val_set),),
-                           out=str(self.out(root)), model=self.model, minutes=self.minutes, init=init,
+                           out=str(self.out(root)), model=self.model, minutes=self.minutes,
+                           tail_minutes=self.tail_minutes, init=init,
                            **{**RECIPE, **self.recipe})
 
 
@@ -65,17 +72,22 @@ class CampaignRun:
 RECIPE = dict(batch_size=32, lr_patch=48, learning_rate=1e-3, constant_fraction=0.5, loss="l1-mse",
               checkpoint_minutes=5.0)
 
+#: Two hours at the final learning rate after each SR run's decay: the window the convergence check reads.
+TAIL_MINUTES = 120.0
+
 RUNS: tuple[CampaignRun, ...] = (
-    CampaignRun("sesr_x2", ModelConfig(name="sesr", scale=2, activation="relu"), minutes=600),
+    CampaignRun("sesr_x2", ModelConfig(name="sesr", scale=2, activation="relu"), minutes=600,
+                tail_minutes=TAIL_MINUTES),
     # One denoiser for every sigma (noise-level map input), trained on the SR training pictures in grey.
     CampaignRun("rednet_denoise", ModelConfig(name="rednet", scale=1, noise_map=True), minutes=240,
                 recipe={"lr_patch": 64, "loss": "l1-mse"}, val_set="data/denoise/eval/set12"),
     CampaignRun("sesr_x3", ModelConfig(name="sesr", scale=3, activation="relu", upsampler_kernel=11),
-                minutes=300, init_from="sesr_x2", recipe={"lr_patch": 32}),
+                minutes=300, tail_minutes=TAIL_MINUTES, init_from="sesr_x2", recipe={"lr_patch": 32}),
     CampaignRun("sesr_x4", ModelConfig(name="sesr", scale=4, activation="relu", upsampler_kernel=16),
-                minutes=300, init_from="sesr_x2", recipe={"lr_patch": 24}),
+                minutes=300, tail_minutes=TAIL_MINUTES, init_from="sesr_x2", recipe={"lr_patch": 24}),
     # The fast x2 model (live 640x480): half the body, from scratch (its body has other layers than sesr's).
-    CampaignRun("sesr-s_x2", ModelConfig(name="sesr-s", scale=2, activation="relu"), minutes=240),
+    CampaignRun("sesr-s_x2", ModelConfig(name="sesr-s", scale=2, activation="relu"), minutes=240,
+                tail_minutes=TAIL_MINUTES),
 )
 
 
@@ -87,10 +99,7 @@ class RunState:
     step: int
     elapsed_s: float
     progress: float
-
-    @property
-    def finished(self) -> bool:
-        return self.progress >= 1.0
+    finished: bool
 
 
 def state_of(run: CampaignRun, root: Path = CAMPAIGN_DIR) -> RunState:
@@ -103,8 +112,8 @@ def state_of(run: CampaignRun, root: Path = CAMPAIGN_DIR) -> RunState:
             step, elapsed = int(data["step"]), float(data["elapsed_s"])
         except (ValueError, KeyError, TypeError):
             raise UserError(f"campaign checkpoint '{pointer}' is damaged; restore it from git") from None
-    cfg = TrainConfig(minutes=run.minutes)
-    return RunState(run, step, elapsed, _progress(cfg, step, elapsed))
+    cfg = TrainConfig(minutes=run.minutes, tail_minutes=run.tail_minutes)
+    return RunState(run, step, elapsed, _progress(cfg, step, elapsed), _finished(cfg, step, elapsed))
 
 
 def run_sitting(shared: Path, sitting_minutes: float, root: Path = CAMPAIGN_DIR, quiet: bool = True,

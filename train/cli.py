@@ -45,6 +45,9 @@ class TrainCommand:
         budget = p.add_argument_group("budget (at least one)")
         budget.add_argument("--steps", type=_positive_int, help="training steps")
         budget.add_argument("--minutes", type=float, help="wall-clock minutes")
+        p.add_argument("--tail-minutes", type=float, default=0.0, metavar="M",
+                       help="after the --minutes budget, M more minutes at the final learning rate (shows whether "
+                            "the validation curve has stopped gaining; default 0)")
         p.add_argument("--out", required=True, metavar="DIR", help="output folder (checkpoints, log, model.keras)")
         p.add_argument("--val", action="append", default=[], metavar="DIR", help="validation folder (repeatable)")
         p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -113,7 +116,7 @@ class TrainCommand:
                             f"valid for {task.name}: {', '.join(names_for(task.name))}")
         extra = {} if args.lr is None else {"learning_rate": args.lr}
         cfg = TrainConfig(data=tuple(args.data), out=args.out, model=model_cfg, steps=args.steps,
-                          minutes=args.minutes, val=tuple(args.val), batch_size=args.batch, lr_patch=args.patch,
+                          minutes=args.minutes, tail_minutes=args.tail_minutes, val=tuple(args.val), batch_size=args.batch, lr_patch=args.patch,
                           loss=args.loss, constant_fraction=args.constant_fraction, jitter=not args.no_jitter, seed=args.seed,
                           checkpoint_minutes=args.checkpoint_minutes, init=args.init, **extra)
         if args.sitting_minutes is not None and not (args.sitting_minutes > 0 and math.isfinite(args.sitting_minutes)):
@@ -225,8 +228,9 @@ class CampaignCommand:
         if args.status:
             for run in RUNS:
                 st = state_of(run)
-                print(f"{run.name:<15} step {st.step:>8}  {st.elapsed_s / 3600:5.2f} h of {run.minutes / 60:.1f} h"
-                      f"  {'finished' if st.finished else f'{100 * st.progress:.0f} %'}")
+                tail = f" + {run.tail_minutes / 60:.1f} h tail" if run.tail_minutes else ""
+                print(f"{run.name:<15} step {st.step:>8}  {st.elapsed_s / 3600:5.2f} h of {run.minutes / 60:.1f} h{tail}"
+                      f"  {'finished' if st.finished else 'in its tail' if st.progress >= 1 else f'{100 * st.progress:.0f} %'}")
             return 0
         if not (args.sitting_minutes > 0 and math.isfinite(args.sitting_minutes)):
             raise UserError("--sitting-minutes must be a positive number of minutes")

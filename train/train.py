@@ -45,6 +45,9 @@ class TrainConfig:
         model: the model to train.
         steps / minutes: budget; whichever is given (both: the first reached). Progress for the learning-rate
             schedule is the larger of the two fractions, so a time budget still anneals fully.
+        tail_minutes: after a ``minutes`` budget, train this much longer at the final (1 %) learning rate and
+            with the final loss. A curve that has stopped gaining shows it here, where the decay no longer moves
+            it (the campaign's convergence check reads the last two hours).
         val: optional folders evaluated at every checkpoint and at the end.
         batch_size, lr_patch: patches per step and low-resolution patch side.
         learning_rate: peak Adam learning rate (2 % warm-up, held until ``constant_fraction`` of the budget,
@@ -63,6 +66,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     steps: Optional[int] = None
     minutes: Optional[float] = None
+    tail_minutes: float = 0.0
     val: tuple = ()
     batch_size: int = 32
     lr_patch: int = 32
@@ -93,6 +97,10 @@ class TrainConfig:
             raise UserError("--steps must be a positive integer")
         if self.minutes is not None and self.minutes <= 0:
             raise UserError("--minutes must be positive")
+        if not (math.isfinite(self.tail_minutes) and self.tail_minutes >= 0):
+            raise UserError("--tail-minutes must be zero or a positive number of minutes")
+        if self.tail_minutes and (self.minutes is None or self.steps is not None):
+            raise UserError("--tail-minutes follows a time budget: give --minutes M and no --steps")
         if self.loss not in LOSSES:
             raise UserError(f"unknown loss '{self.loss}'; valid: {', '.join(LOSSES)}")
         if not 0.0 <= self.constant_fraction < 1.0:
@@ -109,6 +117,13 @@ def _progress(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
     if cfg.minutes:
         fr.append(elapsed_s / (cfg.minutes * 60.0))
     return min(1.0, max(fr))
+
+
+def _finished(cfg: TrainConfig, step: int, elapsed_s: float) -> bool:
+    """Whether the budget and the tail after it are both spent."""
+    if _progress(cfg, step, elapsed_s) < 1.0:
+        return False
+    return cfg.tail_minutes <= 0 or elapsed_s >= (cfg.minutes + cfg.tail_minutes) * 60.0
 
 
 def learning_rate_at(cfg: TrainConfig, progress: float) -> float:
@@ -232,7 +247,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, sitting_m
             prev = TrainConfig.from_dict(json.loads(stored_cfg.read_text()))
             if prev.model != cfg.model:
                 raise UserError(f"--resume: '{out}' trains {prev.model}, not {cfg.model}")
-    done = bool(state and _progress(cfg, int(state["step"]), float(state["elapsed_s"])) >= 1.0
+    done = bool(state and _finished(cfg, int(state["step"]), float(state["elapsed_s"]))
                 and (out / "report.json").is_file() and (out / "model.keras").is_file())
     # The other workers learn the chief's state (they need no copy of its files).
     has_state, start_step, start_elapsed, done = dist.broadcast(
@@ -319,7 +334,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, sitting_m
                                                             (bool(interrupted), time.monotonic() >= sitting_end))
             if signalled and not interrupted:
                 interrupted.append(signal.SIGTERM)  # another worker was stopped: stop at the same step
-            if _progress(cfg, step, elapsed) >= 1.0 or signalled or sitting_over:
+            if _finished(cfg, step, elapsed) or signalled or sitting_over:
                 break
             prog = _progress(cfg, step, elapsed)
             lr_now = learning_rate_at(cfg, prog)
@@ -356,7 +371,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, sitting_m
         # The chief writes the model and the report; this worker's share of the run is done.
         if interrupted:
             raise UserError(f"interrupted at step {step}; checkpoint saved in '{out}', rerun with --resume to continue")
-        return {"steps": step, "finished": _progress(cfg, step, wall_s) >= 1.0, "wall_time_s": round(wall_s, 1),
+        return {"steps": step, "finished": _finished(cfg, step, wall_s), "wall_time_s": round(wall_s, 1),
                 "model_path": "the chief's --out (model.keras)", "val": None,
                 "distribution": dist.describe(cfg.batch_size)}
     val_psnr = _val_psnr(model, val_images, cfg.model)
@@ -375,7 +390,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, sitting_m
         "params": int(collapse_model(model).count_params()),
         "train_params": int(model.count_params()),
         "steps": step,
-        "finished": _progress(cfg, step, wall_s) >= 1.0,
+        "finished": _finished(cfg, step, wall_s),
         "wall_time_s": round(wall_s, 1),
         "steps_per_s": round((step - (state["step"] if state else 0)) / max(time.monotonic() - t0, 1e-9), 3),
         "final_loss": float(np.mean(losses[-50:])) if losses else None,

@@ -140,3 +140,30 @@ def test_constant_phase_holds_the_peak_learning_rate():
     assert learning_rate_at(cfg, 0.75) < 1e-3 and learning_rate_at(cfg, 1.0) == pytest.approx(1e-5)
     with pytest.raises(UserError, match="constant-fraction"):
         TrainConfig(steps=10, constant_fraction=1.5).validate()
+
+
+def test_a_tail_after_a_finished_budget_trains_on_at_the_final_learning_rate(tmp_path):
+    """Adding a tail to a run whose time budget is spent resumes it; every logged step past the budget is at 1 %."""
+    budget_min, tail_min = 0.05, 0.25  # the tail outlasts the first step's tracing, which counts as training time
+    first = train(_cfg(tmp_path, minutes=budget_min), quiet=True)
+    assert first["finished"]
+    again = train(_cfg(tmp_path, minutes=budget_min, tail_minutes=tail_min), resume=True, quiet=True)
+    assert again["finished"] and again["steps"] > first["steps"]
+    assert again["wall_time_s"] >= (budget_min + tail_min) * 60.0
+    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    past = [float(r["learning_rate"]) for r in rows if float(r["elapsed_s"]) >= budget_min * 60.0]
+    assert all(lr == pytest.approx(3e-5) for lr in past)
+    # Once both are spent, resuming changes nothing.
+    assert train(_cfg(tmp_path, minutes=budget_min, tail_minutes=tail_min), resume=True, quiet=True) == \
+        json.loads(json.dumps(again))
+
+
+def test_a_tail_needs_a_time_budget():
+    with pytest.raises(UserError, match="--tail-minutes follows a time budget"):
+        TrainConfig(steps=100, tail_minutes=5.0).validate()
+    with pytest.raises(UserError, match="--tail-minutes must be"):
+        TrainConfig(minutes=5.0, tail_minutes=-1.0).validate()
+    from deconv_edge_train.train import _finished
+
+    cfg = TrainConfig(minutes=10.0, tail_minutes=5.0)
+    assert not _finished(cfg, 0, 600.0) and not _finished(cfg, 0, 899.0) and _finished(cfg, 0, 900.0)
