@@ -64,6 +64,9 @@ class QatGraph:
 
         self.graph = graph
         self.weights: dict = {}
+        #: conv op index -> the file's per-channel weight scales: a floor under the trained ones, since the
+        #: output-conv refit leaves rows whose largest int8 weight is under 127 (max/127 would move their grid)
+        self.file_scales: dict = {}
         #: tensor index -> log of its activation scale over the file's (0 at the start: exactly the file's)
         self.log_scales: dict = {}
         for k, op in enumerate(graph.ops):
@@ -74,6 +77,7 @@ class QatGraph:
             x_t, w_t = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
             w = np.transpose(w_t.data.astype(np.float64), (1, 2, 3, 0))
             s_w = w_t.channel_scales(w.shape[-1])
+            self.file_scales[k] = np.asarray(s_w, np.float32)
             b = graph.tensors[op.inputs[2]].data.astype(np.float64) if len(op.inputs) > 2 and op.inputs[2] >= 0 \
                 else np.zeros(w.shape[-1])
             self.weights[k] = (tf.Variable((w * s_w).astype(np.float32), name=f"w{k}"),
@@ -109,10 +113,11 @@ class QatGraph:
         q = tf.clip_by_value(_ste_round(x / s) + zp, float(lo), float(hi))
         return (q - zp) * s
 
-    def _weight_scale(self, w):
+    def _weight_scale(self, w, k: int):
         import tensorflow as tf
 
-        return tf.stop_gradient(tf.maximum(tf.reduce_max(tf.abs(w), axis=(0, 1, 2)), 1e-12) / 127.0)
+        grown = tf.maximum(tf.reduce_max(tf.abs(w), axis=(0, 1, 2)), 1e-12) / 127.0
+        return tf.stop_gradient(tf.maximum(grown, self.file_scales[k]))
 
     def __call__(self, x_bytes):
         """Real-valued output (NHWC) for input bytes ``x_bytes`` (float tensor holding the uint8 values)."""
@@ -128,7 +133,7 @@ class QatGraph:
             elif op.name == "CONV_2D":
                 w, b = self.weights[k]
                 s_in = tf.stop_gradient(self.scale_of(op.inputs[0]))
-                s_w = self._weight_scale(w)
+                s_w = self._weight_scale(w, k)
                 w_q = tf.clip_by_value(_ste_round(w / s_w), -127.0, 127.0) * s_w
                 b_q = _ste_round(b / (s_in * s_w)) * (s_in * s_w)
                 acc = tf.nn.conv2d(values[op.inputs[0]], w_q, strides=(1, *op.stride, 1), padding=op.padding) + b_q
@@ -157,8 +162,8 @@ class QatGraph:
         for k, (w_var, b_var) in self.weights.items():
             op = self.graph.ops[k]
             w = w_var.numpy().astype(np.float64)
-            s_w = np.maximum(np.abs(w).max(axis=(0, 1, 2)), 1e-12) / 127.0
-            s_w = s_w.astype(np.float32).astype(np.float64)
+            grown = (np.maximum(np.abs(w).max(axis=(0, 1, 2)), 1e-12) / 127.0).astype(np.float32)
+            s_w = np.maximum(grown, self.file_scales[k]).astype(np.float64)
             q = np.clip(np.sign(w / s_w) * np.floor(np.abs(w / s_w) + 0.5), -127, 127).astype(np.int8)
             s_in = np.float64(np.float32(float(self.scale_of(op.inputs[0]))))
             s_b = (np.float32(s_in) * s_w.astype(np.float32)).astype(np.float64)
