@@ -116,7 +116,8 @@ class TrainCommand:
                             f"valid for {task.name}: {', '.join(names_for(task.name))}")
         extra = {} if args.lr is None else {"learning_rate": args.lr}
         cfg = TrainConfig(data=tuple(args.data), out=args.out, model=model_cfg, steps=args.steps,
-                          minutes=args.minutes, tail_minutes=args.tail_minutes, val=tuple(args.val), batch_size=args.batch, lr_patch=args.patch,
+                          minutes=args.minutes, tail_minutes=args.tail_minutes, val=tuple(args.val),
+                          batch_size=args.batch, lr_patch=args.patch,
                           loss=args.loss, constant_fraction=args.constant_fraction, jitter=not args.no_jitter, seed=args.seed,
                           checkpoint_minutes=args.checkpoint_minutes, init=args.init, **extra)
         if args.sitting_minutes is not None and not (args.sitting_minutes > 0 and math.isfinite(args.sitting_minutes)):
@@ -229,8 +230,9 @@ class CampaignCommand:
             for run in RUNS:
                 st = state_of(run)
                 tail = f" + {run.tail_minutes / 60:.1f} h tail" if run.tail_minutes else ""
+                where = "finished" if st.finished else "in its tail" if st.progress >= 1 else f"{100 * st.progress:.0f} %"
                 print(f"{run.name:<15} step {st.step:>8}  {st.elapsed_s / 3600:5.2f} h of {run.minutes / 60:.1f} h{tail}"
-                      f"  {'finished' if st.finished else 'in its tail' if st.progress >= 1 else f'{100 * st.progress:.0f} %'}")
+                      f"  {where}")
             return 0
         if not (args.sitting_minutes > 0 and math.isfinite(args.sitting_minutes)):
             raise UserError("--sitting-minutes must be a positive number of minutes")
