@@ -100,8 +100,8 @@ def summary_table(found: list[Curve]) -> str:
              f"gain over last {PLATEAU_WINDOW_H:g} h dB"]]
     for c in found:
         gain = c.gain_last_window_db
-        rows.append([c.name, validation_of(c.name), schedule_of(c.name), f"{c.hours[-1]:.2f}", str(c.steps), f"{max(c.psnr_db):.3f}",
-                     f"{c.psnr_db[-1]:.3f}", "-" if gain is None else f"{gain:+.3f}"])
+        rows.append([c.name, validation_of(c.name), schedule_of(c.name), f"{c.hours[-1]:.2f}", str(c.steps),
+                     f"{max(c.psnr_db):.3f}", f"{c.psnr_db[-1]:.3f}", "-" if gain is None else f"{gain:+.3f}"])
     return markdown_table(rows, numbers_right_from=3)
 
 
