@@ -10,7 +10,7 @@ Runs go in order: a run starts when the one before it has finished its budget, a
 earlier one's trained body (``init_from``; its upsampler of another scale is left at bicubic, see
 :func:`train.models.base.transfer_weights`).
 
-The super-resolution runs end with a tail (:data:`TAIL_MINUTES`) at the schedule's final learning rate: the
+Every run ends with a tail (:data:`TAIL_MINUTES`) at the schedule's final learning rate: the
 cosine decay ends exactly at the budget, so the last hours of a run without a tail always hold the decay's
 gains, and whether more training at that recipe still helps cannot be read from them.
 """
@@ -72,7 +72,7 @@ class CampaignRun:
 RECIPE = dict(batch_size=32, lr_patch=48, learning_rate=1e-3, constant_fraction=0.5, loss="l1-mse",
               checkpoint_minutes=5.0)
 
-#: Two hours at the final learning rate after each SR run's decay: the window the convergence check reads.
+#: Two hours at the final learning rate after each run's decay: the window the convergence check reads.
 TAIL_MINUTES = 120.0
 
 RUNS: tuple[CampaignRun, ...] = (
@@ -80,7 +80,8 @@ RUNS: tuple[CampaignRun, ...] = (
                 tail_minutes=TAIL_MINUTES),
     # One denoiser for every sigma (noise-level map input), trained on the SR training pictures in grey.
     CampaignRun("rednet_denoise", ModelConfig(name="rednet", scale=1, noise_map=True), minutes=240,
-                recipe={"lr_patch": 64, "loss": "l1-mse"}, val_set="data/denoise/eval/set12"),
+                tail_minutes=TAIL_MINUTES, recipe={"lr_patch": 64, "loss": "l1-mse"},
+                val_set="data/denoise/eval/set12"),
     CampaignRun("sesr_x3", ModelConfig(name="sesr", scale=3, activation="relu", upsampler_kernel=11),
                 minutes=300, tail_minutes=TAIL_MINUTES, init_from="sesr_x2", recipe={"lr_patch": 32}),
     CampaignRun("sesr_x4", ModelConfig(name="sesr", scale=4, activation="relu", upsampler_kernel=16),
