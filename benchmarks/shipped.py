@@ -8,6 +8,11 @@ file through the whole frame path as well (colour uint8 BGR in and out, ``evalua
 from ``python -m benchmarks.speed`` results given with ``--speed`` (the shipped file's row and OpenCV's FSRCNN of
 the same scale in the same group, 320x240 frames, 1 and 2 threads by default); the ratio is only taken within
 one interleaved group, and every speed file must be from this run (``BENCH_RUN_ID``).
+
+Where the int8 loss goes: the float model is also run on the protocol's luma rounded to 8 bits (what the uint8
+input of an int8 file holds), and the ``*_fp32.onnx`` file, where one ships, through the same frame path. So the
+gate's loss (float on float input against int8) splits into the input's rounding and the file's own loss, and the
+frame path compares int8 with fp32 on the same 8-bit colour frames.
 Writes ``benchmarks/results/shipped.json`` and ``shipped.md`` (``--out``; ``--models`` for some of them).
 """
 
@@ -75,6 +80,7 @@ def main(argv=None) -> int:
     from deconv_edge_core.fsutil import write_json_atomic, write_text_atomic
     from deconv_edge_train.data import load_image_set
     from deconv_edge_train.evaluate import evaluate_frames, evaluate_images, keras_predictor, load_keras_model
+    from deconv_edge_train.protocol import quantize_8bit
     from deconv_edge_train.quiet import import_tensorflow
     from edge_runtime.inference.backends import open_backend
     from edge_runtime.inference.config import RuntimeConfig
@@ -103,13 +109,24 @@ def main(argv=None) -> int:
         row = {"model": stem, "scale": scale, "artifact": artifact.name, "size_bytes": artifact.stat().st_size,
                "params": int(model.count_params()), "macs_per_lr_pixel": macs_per_lr_pixel(model)}
         enhancer = Enhancer(artifact, RuntimeConfig(threads=2))
+        onnx_fp32 = artifact.with_name(f"{stem}_fp32.onnx")
+        fp32_enhancer = Enhancer(onnx_fp32, RuntimeConfig(threads=2)) if onnx_fp32.is_file() else None
+        float_predict = keras_predictor(model)
+
+        def float_8bit(lr, predict=float_predict):
+            return predict(quantize_8bit(lr * 255.0) / 255.0)
         for name, images in sets.items():
             q = evaluate_images(int8, images, scale)
             row[f"{name}_int8_psnr_db"], row[f"{name}_int8_ssim"] = q.psnr_db, q.ssim
             q = evaluate_frames(enhancer, images, scale)
             row[f"{name}_frame_psnr_db"], row[f"{name}_frame_ssim"] = q.psnr_db, q.ssim
-            f = evaluate_images(keras_predictor(model), images, scale)
+            f = evaluate_images(float_predict, images, scale)
             row[f"{name}_float_psnr_db"], row[f"{name}_float_ssim"] = f.psnr_db, f.ssim
+            f = evaluate_images(float_8bit, images, scale)
+            row[f"{name}_float_8bit_input_psnr_db"], row[f"{name}_float_8bit_input_ssim"] = f.psnr_db, f.ssim
+            if fp32_enhancer is not None:
+                f = evaluate_frames(fp32_enhancer, images, scale)
+                row[f"{name}_fp32_frame_psnr_db"], row[f"{name}_fp32_frame_ssim"] = f.psnr_db, f.ssim
         row["speed"] = {}
         for g, by_file in speeds.items():
             if artifact.name in by_file:
@@ -152,6 +169,17 @@ def main(argv=None) -> int:
                      f"{cell('set5_float')} | {cell('set5_int8')} | {cell('set5_frame')} | {cell('set14_float')} | "
                      f"{cell('set14_int8')} | {cell('set14_frame')} | "
                      + " | ".join(speed_cells) + " |")
+    lines += ["", "Where the int8 loss goes (PSNR dB; input rounding = float − float on the 8-bit input, the file = "
+              "that − int8, frame path = the fp32 .onnx − the int8 .tflite, both through the frame path):", "",
+              "| model | set | float | float, 8-bit input | int8 | loss: input rounding | loss: the int8 file | "
+              "fp32 frame path | int8 frame path | loss: frame path |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        for name, label in (("set5", "Set5"), ("set14", "Set14")):
+            fl, f8, i8 = (r[f"{name}_{k}_psnr_db"] for k in ("float", "float_8bit_input", "int8"))
+            fp, fr = r.get(f"{name}_fp32_frame_psnr_db"), r[f"{name}_frame_psnr_db"]
+            lines.append(f"| {r['model']} | {label} | {fl:.3f} | {f8:.3f} | {i8:.3f} | {fl - f8:.3f} | {f8 - i8:.3f} | "
+                         + (f"{fp:.3f} | {fr:.3f} | {fp - fr:.3f} |" if fp is not None else f"- | {fr:.3f} | - |"))
     write_text_atomic(out.with_name(out.name + ".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
