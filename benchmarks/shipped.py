@@ -2,7 +2,7 @@
 
     python -m benchmarks.shipped [--speed benchmarks/results/speed_shipped_x2.json ...]
 
-Quality: every ``*_int8.tflite`` CPU model with a trained ``.keras`` source in ``train/pretrained/`` (``make
+Quality: every super-resolution ``*_int8.tflite`` CPU model with a trained ``.keras`` source in ``train/pretrained/`` (``make
 models`` refreshes both), on Set5 and Set14 per ``../shared/PROTOCOL.md`` (needs ``../shared``), and the int8
 file through the whole frame path as well (colour uint8 BGR in and out, ``evaluate_frames``). Latency: read
 from ``python -m benchmarks.speed`` results given with ``--speed`` (the shipped file's row and OpenCV's FSRCNN of
@@ -100,6 +100,8 @@ def main(argv=None) -> int:
         if not keras_path.is_file() or (only and stem not in only):
             continue
         backend = open_backend(artifact, RuntimeConfig(threads=2))
+        if backend.manifest.task != "super-resolution":
+            continue  # the denoiser has its own benchmark (benchmarks.denoise)
         scale = int(backend.manifest.scale)
 
         def int8(lr, backend=backend):
