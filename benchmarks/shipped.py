@@ -5,9 +5,9 @@
 Quality: every super-resolution ``*_int8.tflite`` CPU model with a trained ``.keras`` source in
 ``train/pretrained/`` (``make models`` refreshes both), on Set5 and Set14 per ``../shared/PROTOCOL.md`` (needs
 ``../shared``), and the int8 file through the whole frame path as well (colour uint8 BGR in and out,
-``evaluate_frames``). Latency: read from ``python -m benchmarks.speed`` results given with ``--speed`` (the
-shipped file's row and OpenCV's FSRCNN of the same scale in the same group, 320x240 frames, 1 and 2 threads by default); the ratio is only taken within
-one interleaved group, and every speed file must be from this run (``BENCH_RUN_ID``).
+``evaluate_frames``). Latency: read from ``python -m benchmarks.speed`` results given with ``--speed`` (the shipped
+file's row and OpenCV's FSRCNN of the same scale in the same group, 320x240 frames, 1 and 2 threads by default); the
+ratio is only taken within one interleaved group, and every speed file must be from this run (``BENCH_RUN_ID``).
 
 Where the int8 loss goes: the float model is also run on the protocol's luma rounded to 8 bits (what the uint8
 input of an int8 file holds), and the ``*_fp32.onnx`` file, where one ships, through the same frame path. So the
