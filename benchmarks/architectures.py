@@ -79,6 +79,8 @@ def main(argv=None) -> int:
     peer = {}
     for r in speed["rows"]:
         group = r.get("group")
+        if not r.get("frame"):
+            continue  # a row of the model alone (no frame path): not what this table compares
         if r.get("artifact"):
             by_file[(Path(r["artifact"]).name, group)] = r["frame"]["p50_ms"]
         if r.get("label") == PEER_LABEL:
