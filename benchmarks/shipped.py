@@ -13,6 +13,7 @@ Where the int8 loss goes: the float model is also run on the protocol's luma rou
 input of an int8 file holds), and the ``*_fp32.onnx`` file, where one ships, through the same frame path. So the
 gate's loss (float on float input against int8) splits into the input's rounding and the file's own loss, and the
 frame path compares int8 with fp32 on the same 8-bit colour frames.
+
 Writes ``benchmarks/results/shipped.json`` and ``shipped.md`` (``--out``; ``--models`` for some of them).
 """
 
